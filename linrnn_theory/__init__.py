@@ -1,0 +1,27 @@
+"""linrnn-theory: learning theory of linear recurrent networks, as code.
+
+After Schuessler, Mastrogiuseppe, Dubreuil, Ostojic & Barak, "The interplay between
+randomness and structure during learning in RNNs", NeurIPS 2020.
+
+Quick tour
+----------
+>>> import linrnn_theory as lt
+>>> net = lt.init_network(N=128, g=0.6, seed=0)
+>>> task = lt.FixedPointTask(target=1.0)
+>>> run = lt.train(net, task, lr=0.009 * (1 - 0.6 ** 2) ** 2, epochs=50, mode="fixed_point")
+>>> run.status
+'completed'
+"""
+
+from .analysis import delta_singular_values, shuffle_loss, truncation_losses
+from .gradient import gradient, loss
+from .network import Network, init_network
+from .task import FixedPointTask
+from .training import TrainResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Network", "init_network", "FixedPointTask", "gradient", "loss", "train", "TrainResult",
+    "shuffle_loss", "truncation_losses", "delta_singular_values", "__version__",
+]

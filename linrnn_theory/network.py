@@ -1,0 +1,160 @@
+"""Linear RNN weights: the initial connectivity W0, input vector m and output vector w.
+
+Conventions follow Schuessler et al., NeurIPS 2020 (section 2 and 4 of the paper):
+``W0 = g J`` with ``J_ij ~ N(0, 1/N)``, input direction ``m`` of norm ``sqrt(N)`` and
+output direction ``w`` of norm ``1/sqrt(N)``, drawn independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._checks import check_int, check_positive, check_square, check_vector
+
+__all__ = ["Network", "init_network"]
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """Initial weights of a linear RNN with one input and one output.
+
+    Parameters
+    ----------
+    W0 : (N, N) array_like
+        Initial recurrent connectivity. Copied, stored as read-only float64.
+    m : (N,) array_like
+        Input vector (``W_in``).
+    w : (N,) array_like
+        Output vector (``W_out``); the readout is ``z = w^T x``.
+    g : float, optional
+        Gain used to draw ``W0`` (metadata only; ``None`` for user weights).
+    seed : int, optional
+        Seed used to draw the weights (metadata only).
+
+    Raises
+    ------
+    ValueError
+        If ``N < 2``, shapes disagree, or any entry is NaN/inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Network(W0=np.zeros((3, 3)), m=[1.0, 0.0, 0.0], w=[0.0, 1.0, 0.0])
+    >>> net.N
+    3
+    """
+
+    W0: np.ndarray
+    m: np.ndarray
+    w: np.ndarray
+    g: float | None = None
+    seed: int | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        W0 = check_square("W0", self.W0)
+        n = W0.shape[0]
+        if n < 2:
+            raise ValueError(f"W0 must be at least 2 x 2 (N >= 2), got N = {n}")
+        m = check_vector("m", self.m, n)
+        w = check_vector("w", self.w, n)
+        for arr in (W0, m, w):
+            arr.setflags(write=False)
+        object.__setattr__(self, "W0", W0)
+        object.__setattr__(self, "m", m)
+        object.__setattr__(self, "w", w)
+        if self.g is not None:
+            object.__setattr__(self, "g", check_positive("g", self.g, strict=False))
+        if self.seed is not None:
+            object.__setattr__(self, "seed", check_int("seed", self.seed, minimum=0))
+
+    @property
+    def N(self) -> int:
+        """Number of neurons."""
+        return int(self.W0.shape[0])
+
+    def eigvals_W0(self) -> np.ndarray:
+        """Eigenvalues of ``W0`` (computed once, then cached).
+
+        Examples
+        --------
+        >>> Network(W0=np.diag([0.1, 0.2]), m=[1, 0], w=[0, 1]).eigvals_W0().real
+        array([0.1, 0.2])
+        """
+        if "eig" not in self._cache:
+            self._cache["eig"] = np.linalg.eigvals(self.W0)
+        return self._cache["eig"]
+
+    def check_stable(self) -> None:
+        """Raise ``ValueError`` unless every eigenvalue of ``W0`` has real part < 1.
+
+        The fixed point ``x* = (I - W)^{-1} m`` is reached by the dynamics only in
+        that case, so fixed-point mode requires it.
+
+        Examples
+        --------
+        >>> Network(W0=np.diag([0.5, 1.5]), m=[1, 0], w=[0, 1]).check_stable()
+        Traceback (most recent call last):
+        ...
+        ValueError: W0 is unstable: an eigenvalue has real part 1.5 >= 1, so the fixed point is not reached
+        """
+        re = float(np.max(self.eigvals_W0().real))
+        if re >= 1.0:
+            raise ValueError(
+                f"W0 is unstable: an eigenvalue has real part {re:.6g} >= 1, "
+                "so the fixed point is not reached")
+
+    def overlap(self) -> float:
+        """Overlap ``w^T m`` (O(N^-1/2) for independent random vectors).
+
+        Examples
+        --------
+        >>> Network(W0=np.zeros((2, 2)), m=[1, 1], w=[0.5, 0.5]).overlap()
+        1.0
+        """
+        return float(self.w @ self.m)
+
+
+def init_network(N: int, g: float, seed: int, *, dtype=np.float64) -> Network:
+    """Draw a network with the paper's conventions.
+
+    ``J`` is drawn first, then ``m``, then ``w``, from one
+    ``numpy.random.default_rng(seed)``: the same seed gives the same ``J`` for every
+    ``g`` (common random numbers across a sweep in ``g``).
+
+    Parameters
+    ----------
+    N : int
+        Number of neurons, ``N >= 2``.
+    g : float
+        Strength of the random initial connectivity, ``g >= 0``.
+    seed : int
+        Seed of the generator, ``seed >= 0``.
+    dtype : numpy dtype
+        Only float64 is supported (kept for clarity).
+
+    Returns
+    -------
+    Network
+
+    Examples
+    --------
+    >>> net = init_network(N=64, g=0.6, seed=0)
+    >>> round(float(np.linalg.norm(net.m) * np.linalg.norm(net.w)), 12)
+    1.0
+    """
+    N = check_int("N", N, minimum=2)
+    g = check_positive("g", g, strict=False)
+    seed = check_int("seed", seed, minimum=0)
+    if np.dtype(dtype) != np.float64:
+        raise ValueError("dtype must be float64")
+    rng = np.random.default_rng(seed)
+    J = rng.standard_normal((N, N)) / np.sqrt(N)
+    m = rng.standard_normal(N)
+    w = rng.standard_normal(N)
+    m *= np.sqrt(N) / np.linalg.norm(m)
+    w *= 1.0 / (np.sqrt(N) * np.linalg.norm(w))
+    return Network(W0=g * J, m=m, w=w, g=float(g), seed=seed)
+

@@ -1,0 +1,182 @@
+"""Plain dense reference implementations (the baselines the fast paths are checked against).
+
+* :func:`bptt_loss_grad`: the Euler scheme of :mod:`linrnn_theory.task` run forward with
+  dense matrix-vector products, and back-propagation through time for ``dL/dW``.
+* :func:`fixed_point_loss_grad`: ``z = w^T (I - W)^{-1} m`` with a dense LU solve and the
+  closed-form gradient ``dL/dW = -(z_hat - z) a b^T``, ``a = (I - W)^{-T} w``,
+  ``b = (I - W)^{-1} m``.
+
+Both cost O(N^2 T) or O(N^3) per call and do nothing clever on purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..network import Network
+from ..task import FixedPointTask
+
+__all__ = ["euler_states", "bptt_loss_grad", "fixed_point_loss_grad", "fixed_point_readout"]
+
+
+def euler_states(W: np.ndarray, net: Network, task: FixedPointTask) -> np.ndarray:
+    """States ``x_0 .. x_T`` of the Euler scheme, shape ``(T + 1, N)``.
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network, FixedPointTask
+    >>> net = init_network(N=8, g=0.0, seed=0)
+    >>> task = FixedPointTask(target=1.0, t_max=4.0)
+    >>> euler_states(net.W0, net, task).shape
+    (9, 8)
+    """
+    dt = task.dt
+    u = task.inputs()
+    A = (1.0 - dt) * np.eye(net.N) + dt * W
+    X = np.zeros((task.n_steps + 1, net.N))
+    for k in range(task.n_steps):
+        X[k + 1] = A @ X[k] + (dt * u[k]) * net.m
+    return X
+
+
+def bptt_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
+    """Loss, exact gradient ``dL/dW`` and mean decision readout of the finite-time task.
+
+    The adjoint recursion is ``lambda_T = w eps_T``,
+    ``lambda_k = A^T lambda_{k+1} + w eps_k`` with ``eps_k = (z_k - z_hat) / n_dec`` on
+    decision steps, and ``dL/dW = dt * sum_k lambda_{k+1} x_k^T``.
+
+    Returns
+    -------
+    loss : float
+    grad : (N, N) ndarray
+    readout : float
+        Mean of ``z_k`` over the decision window.
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network, FixedPointTask
+    >>> net = init_network(N=8, g=0.3, seed=1)
+    >>> loss, grad, z = bptt_loss_grad(net.W0, net, FixedPointTask(target=1.0))
+    >>> grad.shape
+    (8, 8)
+    """
+    dt = task.dt
+    X = euler_states(W, net, task)
+    T = task.n_steps
+    dec = task.decision_steps()
+    z = X[dec] @ net.w
+    err = z - task.target
+    loss = 0.5 * float(np.mean(err ** 2))
+    eps = np.zeros(T + 1)
+    eps[dec] = err / task.n_decision
+    A = (1.0 - dt) * np.eye(net.N) + dt * W
+    lam = np.zeros((T + 1, net.N))
+    lam[T] = eps[T] * net.w
+    for k in range(T - 1, 0, -1):
+        lam[k] = A.T @ lam[k + 1] + eps[k] * net.w
+    grad = dt * (lam[1:].T @ X[:-1])
+    return loss, grad, float(np.mean(z))
+
+
+def fixed_point_readout(W: np.ndarray, net: Network, task: FixedPointTask) -> float:
+    """Readout at the fixed point, ``input_amp * w^T (I - W)^{-1} m`` (dense LU).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linrnn_theory import Network, FixedPointTask
+    >>> net = Network(W0=np.zeros((2, 2)), m=[1.0, 0.0], w=[1.0, 0.0])
+    >>> fixed_point_readout(np.diag([0.5, 0.0]), net, FixedPointTask(target=1.0))
+    2.0
+    """
+    b = sla.solve(np.eye(net.N) - W, net.m)
+    return float(task.input_amp * (net.w @ b))
+
+
+def fixed_point_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
+    """Loss, exact gradient and readout in the fixed-point limit (dense LU per call).
+
+    ``L = 1/2 (z_hat - z)^2`` with ``z = c w^T (I - W)^{-1} m`` (``c = input_amp``) and
+    ``dL/dW = -(z_hat - z) c a b^T``, ``a = (I - W)^{-T} w``, ``b = (I - W)^{-1} m``.
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network, FixedPointTask
+    >>> net = init_network(N=8, g=0.3, seed=1)
+    >>> loss, grad, z = fixed_point_loss_grad(net.W0, net, FixedPointTask(target=1.0))
+    >>> bool(abs(loss - 0.5 * (1 - z) ** 2) < 1e-15)
+    True
+    """
+    lu = sla.lu_factor(np.eye(net.N) - W)
+    b = sla.lu_solve(lu, net.m)
+    a = sla.lu_solve(lu, net.w, trans=1)
+    c = task.input_amp
+    z = c * float(net.w @ b)
+    e = task.target - z
+    return 0.5 * e * e, -(e * c) * np.outer(a, b), z
+
+
+class DenseEngine:
+    """Gradient descent with dense weights: the baseline for tests and benchmarks.
+
+    Parameters
+    ----------
+    net : Network
+    task : FixedPointTask
+    mode : {"bptt", "fixed_point"}
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network, FixedPointTask
+    >>> eng = DenseEngine(init_network(N=16, g=0.5, seed=0), FixedPointTask(target=1.0), "bptt")
+    >>> loss, z = eng.evaluate(); eng.step(0.05)
+    >>> eng.singular_values(2).shape
+    (2,)
+    """
+
+    def __init__(self, net: Network, task: FixedPointTask, mode: str):
+        if mode not in ("bptt", "fixed_point"):
+            raise ValueError(f"mode must be 'bptt' or 'fixed_point', got {mode!r}")
+        if mode == "fixed_point":
+            net.check_stable()
+        self.mode = mode
+        self.net = net
+        self.task = task
+        self.W = np.array(net.W0, dtype=np.float64)
+        self._fn = bptt_loss_grad if mode == "bptt" else fixed_point_loss_grad
+        self._grad = None
+
+    def evaluate(self):
+        """Loss and readout at the current weights (prepares the gradient)."""
+        loss, self._grad, z = self._fn(self.W, self.net, self.task)
+        return float(loss), float(z)
+
+    def grad_norm(self) -> float:
+        """Frobenius norm of the gradient at the last evaluation."""
+        return float(np.linalg.norm(self._grad))
+
+    def step(self, lr: float) -> None:
+        """One gradient-descent step."""
+        self.W -= lr * self._grad
+        self._grad = None
+
+    def singular_values(self, k: int) -> np.ndarray:
+        """Top ``k`` singular values of ``Delta W`` (full SVD, O(N^3))."""
+        s = np.linalg.svd(self.W - self.net.W0, compute_uv=False)
+        out = np.zeros(k)
+        out[: min(k, s.size)] = s[:k]
+        return out
+
+    def weights(self) -> np.ndarray:
+        """Dense ``W``."""
+        return self.W.copy()
+
+    def unstable(self) -> bool:
+        """Fixed-point mode: True if ``det(I - W)`` has changed sign relative to ``I - W0``."""
+        if self.mode != "fixed_point":
+            return False
+        s, _ = np.linalg.slogdet(np.eye(self.net.N) - self.W)
+        s0, _ = np.linalg.slogdet(np.eye(self.net.N) - self.net.W0)
+        return s * s0 <= 0

@@ -1,0 +1,287 @@
+"""Plain gradient descent on the recurrent weights, with divergence detection.
+
+:func:`train` returns a :class:`TrainResult` whose field names (``tau``, ``loss``,
+``readout``, ``singular_values`` ...) match those of :class:`linrnn_theory.theory.Prediction`,
+so simulation and theory can be put side by side without glue code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_int, check_positive
+from .network import Network
+from .task import FixedPointTask
+
+__all__ = ["TrainResult", "train", "make_engine", "MODES"]
+
+MODES = ("bptt", "fixed_point")
+STATUSES = ("completed", "converged", "diverged")
+
+
+def _normalise_mode(mode: str) -> str:
+    m = str(mode).replace("-", "_")
+    if m not in MODES:
+        raise ValueError(f"mode must be one of 'bptt', 'fixed_point', got {mode!r}")
+    return m
+
+
+def make_engine(net: Network, task: FixedPointTask, mode: str = "bptt", engine: str = "fast"):
+    """Build the simulator that :func:`train` drives.
+
+    Parameters
+    ----------
+    net : Network
+    task : FixedPointTask
+    mode : {"bptt", "fixed_point"}
+        Finite-time Euler dynamics with back-propagation through time, or the
+        ``t_max -> infinity`` limit.
+    engine : {"fast", "dense"}
+        ``"fast"`` keeps ``Delta W`` low rank (see :mod:`linrnn_theory.simulation`);
+        ``"dense"`` is the plain reference implementation.
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network, FixedPointTask
+    >>> make_engine(init_network(N=8, g=0.2, seed=0), FixedPointTask(1.0), "fixed_point").mode
+    'fixed_point'
+    """
+    from .simulation.dense import DenseEngine
+    from .simulation.fixed_point import FixedPointEngine
+
+    mode = _normalise_mode(mode)
+    if engine not in ("fast", "dense"):
+        raise ValueError(f"engine must be 'fast' or 'dense', got {engine!r}")
+    if engine == "dense":
+        return DenseEngine(net, task, mode)
+    if mode == "fixed_point":
+        return FixedPointEngine(net, task)
+    from .simulation.bptt import BPTTEngine
+    return BPTTEngine(net, task)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    tau : (n,) ndarray
+        Learning time ``lr * epoch`` of each evaluated epoch.
+    loss, readout, grad_norm : (n,) ndarray
+        Loss, readout and Frobenius norm of ``dL/dW`` *before* that epoch's update. The
+        readout is the mean of ``z`` over the decision window (bptt) or the fixed-point
+        readout.
+    record_epochs : (r,) ndarray of int
+        Epochs at which ``singular_values`` (and ``eigenvalues``) were recorded.
+    singular_values : (r, k) ndarray
+        Top ``k`` singular values of ``Delta W = W - W0`` at the recorded epochs.
+    eigenvalues : (r, N) complex ndarray or None
+        Eigenvalues of ``W`` at the recorded epochs, if requested.
+    W : (N, N) ndarray
+        Weights after the last update that was applied.
+    status : {"completed", "converged", "diverged"}
+    stop_epoch : int
+        Number of epochs evaluated (for "diverged": the epoch at which divergence was
+        detected).
+    message : str
+        Human-readable reason for the status.
+    converged_epoch : int or None
+        First epoch with ``loss < conv_rel * L0`` (``None`` if never).
+    params : dict
+        Parameters of the run (N, g, seed, target, lr, epochs, mode, engine, task).
+    """
+
+    tau: np.ndarray
+    loss: np.ndarray
+    readout: np.ndarray
+    grad_norm: np.ndarray
+    record_epochs: np.ndarray
+    singular_values: np.ndarray
+    W: np.ndarray
+    status: str
+    stop_epoch: int
+    message: str
+    converged_epoch: int | None
+    params: dict = field(default_factory=dict)
+    eigenvalues: np.ndarray | None = None
+
+    @property
+    def L0(self) -> float:
+        """``z_hat^2 / 2``."""
+        return 0.5 * float(self.params["target"]) ** 2
+
+    def to_dict(self, include_weights: bool = False) -> dict[str, Any]:
+        """JSON-serialisable dictionary (schema in ``docs/formats.md``).
+
+        Examples
+        --------
+        >>> from linrnn_theory import init_network, FixedPointTask, train
+        >>> run = train(init_network(N=8, g=0.3, seed=0), FixedPointTask(1.0), lr=0.1, epochs=3,
+        ...             mode="fixed_point")
+        >>> sorted(run.to_dict())[:4]
+        ['converged_epoch', 'grad_norm', 'loss', 'message']
+        """
+        d: dict[str, Any] = {
+            "schema": "linrnn-theory/run/1",
+            "params": self.params,
+            "status": self.status,
+            "message": self.message,
+            "stop_epoch": int(self.stop_epoch),
+            "converged_epoch": None if self.converged_epoch is None else int(self.converged_epoch),
+            "tau": self.tau.tolist(),
+            "loss": self.loss.tolist(),
+            "readout": self.readout.tolist(),
+            "grad_norm": self.grad_norm.tolist(),
+            "record_epochs": self.record_epochs.tolist(),
+            "singular_values": self.singular_values.tolist(),
+        }
+        if self.eigenvalues is not None:
+            d["eigenvalues_real"] = self.eigenvalues.real.tolist()
+            d["eigenvalues_imag"] = self.eigenvalues.imag.tolist()
+        if include_weights:
+            d["W"] = self.W.tolist()
+        return d
+
+    def to_json(self, include_weights: bool = False) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(include_weights), indent=1)
+
+
+def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str = "bptt", *,
+          engine: str = "fast", n_singular: int = 6, record_every: int = 1,
+          record_eigenvalues: bool = False, stop_rel_loss: float | None = None,
+          conv_rel: float = 0.05, stability_check: str = "det", diverge_factor: float = 1e6,
+          progress: bool = False) -> TrainResult:
+    """Train ``W`` by plain gradient descent on the fixed-point task.
+
+    Parameters
+    ----------
+    net : Network
+    task : FixedPointTask
+    lr : float
+        Learning rate (> 0). The learning time after ``e`` epochs is ``tau = lr * e``.
+    epochs : int
+        Number of gradient steps (>= 1).
+    mode : {"bptt", "fixed_point"}
+        Finite-time task (exact Euler dynamics and BPTT) or its ``t_max -> infinity`` limit.
+    engine : {"fast", "dense"}
+        Fast low-rank simulator or dense reference implementation.
+    n_singular : int
+        Number of singular values of ``Delta W`` to record (>= 4).
+    record_every : int
+        Record singular values every this many epochs (epoch 0 is always recorded).
+    record_eigenvalues : bool
+        Also record all eigenvalues of ``W`` (O(N^3) each time).
+    stop_rel_loss : float, optional
+        Stop with status "converged" at the first epoch with ``loss < stop_rel_loss * L0``.
+    conv_rel : float
+        Threshold (relative to ``L0``) that defines ``converged_epoch`` (paper: 0.05).
+    stability_check : {"det", "eig"}
+        Fixed-point mode only. ``"det"`` detects a real eigenvalue of ``W`` crossing 1
+        through the sign of ``det(I - W)`` (cheap, exact for real eigenvalues, which is how
+        instability appears in this task); ``"eig"`` checks all eigenvalues every epoch.
+    diverge_factor : float
+        Bptt: the run is "diverged" if the loss exceeds this factor times
+        ``max(L0, initial loss)`` or is not finite.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        For invalid arguments, or an unstable ``W0`` in fixed-point mode.
+
+    Examples
+    --------
+    >>> import linrnn_theory as lt
+    >>> net = lt.init_network(N=64, g=0.6, seed=0)
+    >>> run = lt.train(net, lt.FixedPointTask(target=1.0), lr=0.009 * (1 - 0.36) ** 2,
+    ...                epochs=20, mode="fixed_point")
+    >>> run.status, run.loss.shape, run.singular_values.shape
+    ('completed', (20,), (20, 6))
+    >>> bool(run.loss[-1] < run.loss[0])
+    True
+    """
+    lr = check_positive("lr", lr)
+    epochs = check_int("epochs", epochs, minimum=1)
+    n_singular = check_int("n_singular", n_singular, minimum=4)
+    record_every = check_int("record_every", record_every, minimum=1)
+    mode = _normalise_mode(mode)
+    if stability_check not in ("det", "eig"):
+        raise ValueError(f"stability_check must be 'det' or 'eig', got {stability_check!r}")
+    if stop_rel_loss is not None:
+        stop_rel_loss = check_positive("stop_rel_loss", stop_rel_loss)
+    conv_rel = check_positive("conv_rel", conv_rel)
+    diverge_factor = check_positive("diverge_factor", diverge_factor)
+    eng = make_engine(net, task, mode, engine)
+
+    loss = np.empty(epochs)
+    readout = np.empty(epochs)
+    gnorm = np.empty(epochs)
+    rec_epochs: list[int] = []
+    rec_sv: list[np.ndarray] = []
+    rec_eig: list[np.ndarray] = []
+    status, message, stop = "completed", f"ran all {epochs} epochs", epochs
+    loss_cap = None
+
+    iterator = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False)
+
+    for ep in iterator:
+        L, z = eng.evaluate()
+        if loss_cap is None:
+            loss_cap = diverge_factor * max(task.L0, L, 1e-300)
+        if not (math.isfinite(L) and math.isfinite(z)) or L > loss_cap:
+            status, stop = "diverged", ep
+            message = (f"loss became {'non-finite' if not math.isfinite(L) else f'{L:.3g}'} at "
+                       f"epoch {ep} (limit {loss_cap:.3g})")
+            break
+        loss[ep], readout[ep], gnorm[ep] = L, z, eng.grad_norm()
+        if ep % record_every == 0:
+            rec_epochs.append(ep)
+            rec_sv.append(eng.singular_values(n_singular))
+            if record_eigenvalues:
+                rec_eig.append(np.linalg.eigvals(eng.weights()))
+        if stop_rel_loss is not None and L < stop_rel_loss * task.L0:
+            status, stop = "converged", ep + 1
+            message = f"loss {L:.3g} < {stop_rel_loss} L0 at epoch {ep}"
+            break
+        eng.step(lr)
+        if mode == "fixed_point":
+            bad = eng.unstable()
+            if not bad and stability_check == "eig":
+                bad = bool(np.max(np.linalg.eigvals(eng.weights()).real) >= 1.0)
+            if bad:
+                status, stop = "diverged", ep + 1
+                message = (f"an eigenvalue of W reached Re(lambda) >= 1 after the update of "
+                           f"epoch {ep} (fixed point lost)")
+                break
+
+    n = stop if status != "converged" else stop
+    conv = np.nonzero(loss[:n] < conv_rel * task.L0)[0]
+    params = {
+        "N": net.N, "g": net.g, "seed": net.seed, "target": task.target, "lr": lr,
+        "epochs": epochs, "mode": mode, "engine": engine,
+        "task": {"t_max": task.t_max, "dt": task.dt, "fixation": task.fixation,
+                 "decision": task.decision, "input_amp": task.input_amp},
+    }
+    return TrainResult(
+        tau=lr * np.arange(n, dtype=float), loss=loss[:n].copy(), readout=readout[:n].copy(),
+        grad_norm=gnorm[:n].copy(), record_epochs=np.array(rec_epochs, dtype=int),
+        singular_values=np.array(rec_sv).reshape(len(rec_sv), n_singular),
+        W=eng.weights(), status=status, stop_epoch=int(stop), message=message,
+        converged_epoch=int(conv[0]) if conv.size else None, params=params,
+        eigenvalues=np.array(rec_eig) if record_eigenvalues else None,
+    )
