@@ -18,6 +18,7 @@ from .gradient import gradient, loss
 from .network import Network, init_network
 from .task import FixedPointTask
 from .training import TrainResult, train
+from . import theory  # noqa: E402  (subpackage)
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,1 @@
+"""Symbolic derivations (sympy) behind linrnn_theory.theory: rerun and extend them."""

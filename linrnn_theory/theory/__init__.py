@@ -1,0 +1,22 @@
+"""Theory of the learning dynamics (fixed-point gradient flow of the simplified task).
+
+* :func:`predict` -- readout, loss, singular values of ``Delta W``, outlier eigenvalue and
+  gradient norm along the learning time, by ``method="series" | "ode" | "instance" |
+  "exact_g0"``.
+* :func:`learning_time`, :func:`dw_norm`, :func:`mean_gradient_norm`,
+  :func:`shuffle_loss`, :func:`outlier_eigenvalue` -- scalar predictions (Fig. 4).
+* :func:`small_target_limits` -- their closed-form ``z_hat -> 0`` limits.
+
+Modules: :mod:`.traces` (large-N trace rule), :mod:`.chain_series` (series recursion),
+:mod:`.series` (generated coefficients), :mod:`.exact_g0`, :mod:`.reduced` (reduced ODE),
+:mod:`.large_n`, :mod:`.instance`, :mod:`.observables`, :mod:`.failure`.
+"""
+
+from .observables import (dw_norm, learning_time, mean_gradient_norm, outlier_eigenvalue,
+                          shuffle_loss, small_target_limits)
+from .predict import METHODS, predict
+from .result import Prediction
+from .series import MAX_ORDER
+
+__all__ = ["predict", "Prediction", "METHODS", "MAX_ORDER", "learning_time", "dw_norm",
+           "mean_gradient_norm", "shuffle_loss", "outlier_eigenvalue", "small_target_limits"]

@@ -1,0 +1,240 @@
+r"""Scalar predictions along the learning trajectory (PAPER.md section 4, Fig. 4).
+
+All quantities refer to the fixed-point gradient flow at large N and are evaluated at the
+*learning time* ``tau_c``: the first time the loss falls below ``rel_loss * L0``
+(``L0 = z_hat^2 / 2``; the paper uses ``rel_loss = 0.05``).
+
+Small-target limits (``z_hat -> 0``, the flow is linear: ``z = z_hat (1 - exp(-beta^2 tau))``,
+``Delta W = (int e) R^T w (R m)^T``), with ``r = rel_loss`` and ``beta = 1/(1 - g^2)``:
+
+* ``learning_time = ln(1/r) / (2 beta^2)``
+* ``dw_norm = z_hat (1 - sqrt(r)) / beta``
+* ``mean_gradient_norm = 2 z_hat beta (1 - sqrt(r)) / ln(1/r)``
+* ``shuffle_loss = (1 - (1 - sqrt(r)) / beta^2)^2``  (relative to ``L0``; an independent
+  ``W0'`` acts as ``W0' -> 0`` inside the resolvent, so only ``Delta W`` remains)
+
+(:func:`small_target_limits`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.optimize import brentq
+
+from .._checks import check_finite_scalar, check_range
+from ..lowrank import reduced_readout
+from . import _series_coefficients as gen
+from .large_n import large_n_model
+from .predict import converged_model, predict
+from .series import MAX_ORDER
+from .traces import beta_of
+
+__all__ = ["learning_time", "dw_norm", "mean_gradient_norm", "shuffle_loss",
+           "outlier_eigenvalue", "small_target_limits", "at_learning_time"]
+
+_METHODS = ("series", "ode")
+
+
+def _args(g, target, rel_loss, method, order):
+    g = check_range("g", g, 0.0, 1.0, hi_open=True)
+    target = check_finite_scalar("target", target)
+    if target == 0:
+        raise ValueError("target must be non-zero")
+    rel_loss = check_range("rel_loss", rel_loss, 0.0, 1.0, lo_open=True, hi_open=True)
+    if method not in _METHODS:
+        raise ValueError(f"method must be 'series' or 'ode', got {method!r}")
+    if method == "series" and not 3 <= int(order) <= MAX_ORDER:
+        raise ValueError(f"order must lie in [3, {MAX_ORDER}], got {order}")
+    return g, target, rel_loss
+
+
+def small_target_limits(g: float, rel_loss: float = 0.05) -> dict:
+    """Closed-form ``z_hat -> 0`` limits (per unit target where they scale with it).
+
+    Returns
+    -------
+    dict with ``learning_time``, ``dw_norm_per_target``, ``mean_gradient_norm_per_target``,
+    ``shuffle_loss``.
+
+    Examples
+    --------
+    >>> d = small_target_limits(0.0)
+    >>> round(float(d["learning_time"]), 6), round(float(d["shuffle_loss"]), 6)
+    (1.497866, 0.05)
+    """
+    b = beta_of(g)
+    r = rel_loss
+    ln = np.log(1.0 / r)
+    return {"learning_time": ln / (2 * b * b),
+            "dw_norm_per_target": (1 - np.sqrt(r)) / b,
+            "mean_gradient_norm_per_target": 2 * b * (1 - np.sqrt(r)) / ln,
+            "shuffle_loss": (1 - (1 - np.sqrt(r)) / b ** 2) ** 2}
+
+
+def _series_eval(coeffs, x, order):
+    return sum(coeffs[k] * x ** k for k in range(order + 1))
+
+
+def _series_time(g, target, rel_loss, order) -> float:
+    b = beta_of(g)
+    c = gen.readout_coefficients(target, b)
+    goal = np.sqrt(2 * rel_loss * 0.5 * target ** 2)      # |z_hat - z| at the threshold
+
+    def f(x):
+        return abs(target - _series_eval(c, x, order)) - goal
+
+    xs = np.linspace(0.0, 20.0, 4001)
+    vals = np.array([f(x) for x in xs])
+    idx = np.nonzero(vals <= 0)[0]
+    if idx.size == 0:
+        return float("nan")
+    i = idx[0]
+    xt = brentq(f, xs[i - 1], xs[i], xtol=1e-14) if i > 0 else 0.0
+    return xt / b ** 2
+
+
+def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float = 1e-9):
+    """Reduced-ODE state at the learning time.
+
+    Returns
+    -------
+    dict with ``tau`` (learning time), ``C`` (reduced ``Delta W``), ``grad_integral``
+    (``int_0^tau |dL/dW|``), ``model`` and ``depth``.
+    """
+    g, target, rel_loss = _args(g, target, rel_loss, "ode", 3)
+    b = beta_of(g)
+    guess = np.log(1.0 / rel_loss) / (2 * b * b)
+    grid = np.linspace(0.0, 2.0 * guess, 41)
+    model, _, depth, _ = converged_model(lambda d: large_n_model(g, d), target, grid, None,
+                                         tol, 1e-11)
+    p, q = model.shape
+    n = p * q
+    thr = rel_loss * 0.5 * target ** 2
+
+    def rhs(_t, s):
+        C = s[:n].reshape(p, q)
+        z, x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
+        return np.append(((target - z) * np.outer(x, y)).ravel(), model.grad_norm(C, target))
+
+    def event(_t, s):
+        z = model.readout(s[:n].reshape(p, q))
+        return 0.5 * (target - z) ** 2 - thr
+    event.terminal = True
+    event.direction = -1
+    sol = solve_ivp(rhs, (0.0, 50.0 * guess), np.zeros(n + 1), method="DOP853",
+                    events=event, rtol=1e-11, atol=1e-14)
+    if not sol.t_events[0].size:
+        raise RuntimeError("the loss did not reach the threshold (learning did not converge)")
+    s = sol.y_events[0][0]
+    return {"tau": float(sol.t_events[0][0]), "C": s[:n].reshape(p, q),
+            "grad_integral": float(s[n]), "model": model, "depth": depth}
+
+
+def learning_time(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
+                  order: int = 3) -> float:
+    """Learning time ``tau_c`` (in ``tau = lr * epochs``) to reach ``loss < rel_loss * L0``.
+
+    With ``method="series"`` the truncated readout series is solved for the threshold; NaN
+    if the truncated series never reaches it.
+
+    Examples
+    --------
+    >>> round(learning_time(0.0, 1e-3), 4)          # small target: ln(20)/2 = 1.49787
+    1.4979
+    >>> bool(learning_time(0.6, 1.0) < learning_time(0.0, 1.0))
+    True
+    """
+    g, target, rel_loss = _args(g, target, rel_loss, method, order)
+    if method == "series":
+        return _series_time(g, target, rel_loss, int(order))
+    return at_learning_time(g, target, rel_loss)["tau"]
+
+
+def dw_norm(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
+            order: int = 3) -> float:
+    """Frobenius norm of ``Delta W`` at the learning time.
+
+    The series uses ``sqrt(sigma_1^2 + sigma_2^2)`` (``sigma_3 = O(tau^5)``).
+
+    Examples
+    --------
+    >>> round(dw_norm(0.0, 0.01) / 0.01, 3)        # small target: (1 - sqrt(0.05))
+    0.776
+    """
+    g, target, rel_loss = _args(g, target, rel_loss, method, order)
+    if method == "series":
+        tc = _series_time(g, target, rel_loss, int(order))
+        if not np.isfinite(tc):
+            return float("nan")
+        b = beta_of(g)
+        x = tc * b * b
+        s1 = _series_eval(gen.sigma1_coefficients(abs(target), b), x, order)
+        s2 = _series_eval(gen.sigma2_coefficients(abs(target), b), x, order)
+        return float(np.hypot(s1, s2))
+    return float(np.linalg.norm(at_learning_time(g, target, rel_loss)["C"]))
+
+
+def mean_gradient_norm(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
+                       order: int = 3) -> float:
+    """Average of ``|dL/dW|_F`` over learning time up to the learning time.
+
+    Examples
+    --------
+    >>> round(mean_gradient_norm(0.0, 0.01) / 0.01, 3)   # small target: 2(1-sqrt r)/ln(1/r)
+    0.518
+    """
+    g, target, rel_loss = _args(g, target, rel_loss, method, order)
+    if method == "series":
+        tc = _series_time(g, target, rel_loss, int(order))
+        if not np.isfinite(tc):
+            return float("nan")
+        b = beta_of(g)
+        cz = gen.readout_coefficients(target, b)
+        cab = gen.ab_norm_sq_coefficients(abs(target), b)
+        xs = np.linspace(0.0, tc * b * b, 2001)
+        gn = np.abs(target - _series_eval(cz, xs, order)) * np.sqrt(
+            np.maximum(_series_eval(cab, xs, order), 0.0))
+        return float(np.trapezoid(gn, xs) / xs[-1])
+    st = at_learning_time(g, target, rel_loss)
+    return st["grad_integral"] / st["tau"]
+
+
+def shuffle_loss(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
+                 order: int = 3) -> float:
+    """Loss, relative to ``L0``, after replacing ``W0`` by an independent draw of the same
+    ``g`` while keeping ``Delta W`` (at the learning time).
+
+    Examples
+    --------
+    >>> round(shuffle_loss(0.0, 1.0), 6)             # g = 0: nothing to shuffle
+    0.05
+    >>> bool(shuffle_loss(0.6, 1.0) > shuffle_loss(0.3, 1.0))
+    True
+    """
+    g, target, rel_loss = _args(g, target, rel_loss, method, order)
+    if method == "series":
+        tc = _series_time(g, target, rel_loss, int(order))
+        if not np.isfinite(tc):
+            return float("nan")
+        b = beta_of(g)
+        zs = _series_eval(gen.shuffled_readout_coefficients(target, b), tc * b * b, order)
+    else:
+        st = at_learning_time(g, target, rel_loss)
+        zs = st["model"].shuffled_readout(st["C"])
+    return float((target - zs) ** 2 / target ** 2)
+
+
+def outlier_eigenvalue(g: float, target: float, tau, method: str = "ode", order: int = 3):
+    """Outlier eigenvalue of ``W`` along ``tau`` (NaN while it is inside the bulk).
+
+    Examples
+    --------
+    >>> lam = outlier_eigenvalue(0.5, 1.0, [0.0, 2.0])
+    >>> bool(np.isnan(lam[0])) and bool(0.5 < lam[1] < 1.0)
+    True
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be 'series' or 'ode', got {method!r}")
+    return predict(g=g, target=target, tau=tau, method=method, order=order,
+                   grad_norm=False).outlier_eigenvalue

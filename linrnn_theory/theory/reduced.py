@@ -1,0 +1,195 @@
+r"""The reduced gradient flow: ``Delta W = U C V^T`` on a fixed pair of subspaces.
+
+Restricting the fixed-point gradient flow to ``Delta W in span(U) (x) span(V)`` (orthonormal
+``U``: N x p, ``V``: N x q) gives the ODE
+
+.. math:: \frac{dC}{d\tau} = (\hat z - z)\, x\, y^T, \qquad
+          y = (I - A C)^{-1} r_m,\quad x = (I - A^T C^T)^{-1} r_w,\quad z = s_0 + r_w^T C y
+
+(:mod:`linrnn_theory.lowrank`), which is the exact gradient flow of the loss restricted to
+the subspace. It reproduces the full flow when ``U, V`` contain the Krylov chains
+``u_{k+1} = R^T v_k``, ``v_{k+1} = R u_k`` deep enough (:mod:`.instance`,
+:mod:`.large_n`). Everything else the theory reports is read off ``C``:
+
+* singular values of ``Delta W`` = singular values of ``C``;
+* gradient norm ``|e| |a| |b|`` with ``|a|^2 = |R^T w|^2 + 2 c_a^T C^T x + (C^T x)^T G_a (C^T x)``
+  (``G_a = V^T R R^T V``, ``c_a = V^T R R^T w``) and likewise for ``|b|``;
+* shuffled ``W0`` (large N): ``z_shuf = w^T (I - Delta W)^{-1} m`` (:meth:`ReducedModel.shuffled_readout`);
+* outlier eigenvalues of ``W``: roots of ``det(I - C M(lambda)) = 0``, ``M = V^T (lambda - W0)^{-1} U``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from ..lowrank import reduced_readout
+
+__all__ = ["ReducedModel", "Trajectory", "integrate"]
+
+
+@dataclass
+class ReducedModel:
+    """Projected operators of a network (or of its large-N limit) on two subspaces.
+
+    Attributes
+    ----------
+    A : (q, p) ndarray
+        ``V^T R U``.
+    r_w : (p,) ndarray
+        ``U^T R^T w``.
+    r_m : (q,) ndarray
+        ``V^T R m`` (``m`` includes the input amplitude).
+    s0 : float
+        ``w^T R m``.
+    norm_data : tuple
+        ``(|R^T w|^2, c_a, G_a, |R m|^2, c_b, G_b)`` for gradient norms.
+    shuffle_data : tuple or None
+        ``(w^T m, U^T w, V^T m, V^T U)`` describing ``w^T (I - Delta W)^{-1} m``.
+    outlier_matrix : callable or None
+        ``lambda -> V^T (lambda - W0)^{-1} U`` for real ``lambda`` outside the bulk.
+    bulk_radius : float
+        Spectral radius of ``W0`` (eigenvalues of ``W`` outside it are outliers).
+    depth : int
+        Number of chain vectors per side that generated ``U`` and ``V``.
+    source : str
+        ``"large_n"`` or ``"instance"``.
+    """
+
+    A: np.ndarray
+    r_w: np.ndarray
+    r_m: np.ndarray
+    s0: float
+    norm_data: tuple
+    shuffle_data: tuple | None = None
+    outlier_matrix: Callable[[float], np.ndarray] | None = None
+    bulk_radius: float = 0.0
+    depth: int = 0
+    source: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(p, q)``: dimensions of the left and right subspaces."""
+        return self.r_w.size, self.r_m.size
+
+    def readout(self, C: np.ndarray) -> float:
+        """``z = w^T (I - W)^{-1} m`` for ``Delta W = U C V^T``."""
+        return reduced_readout(C, self.A, self.r_w, self.r_m, self.s0)[0]
+
+    def grad_norm(self, C: np.ndarray, target: float) -> float:
+        """Frobenius norm ``|z_hat - z| |a| |b|`` of the gradient of the full loss."""
+        z, x, y = reduced_readout(C, self.A, self.r_w, self.r_m, self.s0)
+        aw, c_a, G_a, bm, c_b, G_b = self.norm_data
+        s = C.T @ x
+        t = C @ y
+        a2 = aw + 2.0 * (c_a @ s) + s @ (G_a @ s)
+        b2 = bm + 2.0 * (c_b @ t) + t @ (G_b @ t)
+        return abs(target - z) * float(np.sqrt(max(a2, 0.0) * max(b2, 0.0)))
+
+    def shuffled_readout(self, C: np.ndarray) -> float:
+        """Readout after replacing ``W0`` by an independent draw (large-N limit).
+
+        An independent ``W0'`` is free from ``Delta W``, so
+        ``E[(I - W0' - Delta W)^{-1}] = (I - Delta W)^{-1}`` (the circular element has no
+        moments without its adjoint) and ``z_shuf = w^T (I - Delta W)^{-1} m``.
+        """
+        if self.shuffle_data is None:
+            raise ValueError("this reduced model carries no shuffle data")
+        wm, Uw, Vm, VU = self.shuffle_data
+        p, q = C.shape
+        if p == 0 or q == 0:
+            return float(wm)
+        y = np.linalg.solve(np.eye(q) - VU @ C, Vm)
+        return float(wm + Uw @ (C @ y))
+
+    def outliers(self, C: np.ndarray, lam_max: float = 1.5, n_grid: int = 200) -> np.ndarray:
+        """Real outlier eigenvalues of ``W``: roots of ``det(I - C M(lambda))`` in
+        ``(bulk_radius, lam_max)``, largest first (empty if none)."""
+        if self.outlier_matrix is None:
+            raise ValueError("this reduced model carries no outlier data")
+        lo = self.bulk_radius * (1 + 1e-9) + 1e-12
+        if C.size == 0 or lo >= lam_max:
+            return np.zeros(0)
+        p = C.shape[0]
+
+        def f(lam: float) -> float:
+            return float(np.linalg.det(np.eye(p) - C @ self.outlier_matrix(lam)))
+
+        grid = np.linspace(lo, lam_max, n_grid)
+        vals = np.array([f(x) for x in grid])
+        roots = []
+        from scipy.optimize import brentq
+        for i in range(n_grid - 1):
+            if vals[i] == 0.0:
+                roots.append(grid[i])
+            elif vals[i] * vals[i + 1] < 0:
+                roots.append(brentq(f, grid[i], grid[i + 1], xtol=1e-14, rtol=1e-13))
+        return np.array(sorted(roots, reverse=True))
+
+
+@dataclass
+class Trajectory:
+    """Solution of the reduced ODE at the requested learning times."""
+
+    tau: np.ndarray
+    C: np.ndarray            # (n_tau, p, q)
+    readout: np.ndarray
+    grad_int: np.ndarray     # integral of the gradient norm from 0 to tau
+    status: str
+    message: str
+    nfev: int
+
+
+def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float = 1e-11,
+              atol: float = 1e-14, with_grad_integral: bool = False) -> Trajectory:
+    """Integrate the reduced flow from ``C = 0`` and evaluate it at ``tau``.
+
+    Parameters
+    ----------
+    model : ReducedModel
+    target : float
+    tau : (n,) ndarray
+        Non-decreasing learning times >= 0.
+    rtol, atol : float
+        Tolerances of scipy's DOP853.
+    with_grad_integral : bool
+        Also integrate ``int_0^tau |dL/dW| dtau'``.
+
+    Returns
+    -------
+    Trajectory
+    """
+    p, q = model.shape
+    tau = np.asarray(tau, dtype=float)
+    n = p * q
+
+    def rhs(_t, s):
+        C = s[:n].reshape(p, q)
+        z, x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
+        d = ((target - z) * np.outer(x, y)).ravel()
+        if with_grad_integral:
+            return np.append(d, model.grad_norm(C, target))
+        return d
+
+    s0 = np.zeros(n + (1 if with_grad_integral else 0))
+    t_end = float(tau[-1]) if tau.size else 0.0
+    if t_end <= 0.0:
+        Cs = np.zeros((tau.size, p, q))
+        sol_y = np.zeros((s0.size, tau.size))
+        status, msg, nfev = "completed", "no time to integrate", 0
+    else:
+        sol = solve_ivp(rhs, (0.0, t_end), s0, method="DOP853", t_eval=tau, rtol=rtol,
+                        atol=atol)
+        if sol.status != 0 or not np.all(np.isfinite(sol.y)):
+            raise RuntimeError(f"reduced ODE failed: {sol.message}")
+        sol_y = sol.y
+        Cs = sol.y[:n].T.reshape(tau.size, p, q)
+        status, msg, nfev = "completed", sol.message, int(sol.nfev)
+    z = np.array([model.readout(C) for C in Cs])
+    gi = sol_y[n] if with_grad_integral else np.zeros(tau.size)
+    return Trajectory(tau=tau, C=Cs, readout=z, grad_int=gi, status=status, message=msg,
+                      nfev=nfev)
