@@ -62,7 +62,10 @@ def make_engine(net: Network, task: FixedPointTask, mode: str = "bptt", engine: 
     if mode == "fixed_point":
         return FixedPointEngine(net, task)
     from .simulation.bptt import BPTTEngine
-    return BPTTEngine(net, task)
+    try:
+        return BPTTEngine(net, task)
+    except ValueError:   # numerically defective W0: no usable eigenbasis
+        return DenseEngine(net, task, mode)
 
 
 @dataclass

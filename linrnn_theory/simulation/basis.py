@@ -38,12 +38,15 @@ class MappedBasis:
     """
 
     def __init__(self, N: int, apply: Callable[[np.ndarray], np.ndarray], rtol: float = 1e-13,
-                 capacity: int = 16):
+                 capacity: int = 16, image_dtype=np.float64,
+                 apply2: Callable[[np.ndarray], np.ndarray] | None = None):
         self.N = N
         self._apply = apply
+        self._apply2 = apply2
         self.rtol = rtol
         self._Q = np.zeros((N, capacity))
-        self._F = np.zeros((N, capacity))
+        self._F = np.zeros((N, capacity), dtype=image_dtype)
+        self._F2 = np.zeros((N, capacity if apply2 else 0), dtype=image_dtype)
         self.n = 0
 
     @property
@@ -56,11 +59,27 @@ class MappedBasis:
         """``F`` applied to each column (a view)."""
         return self._F[:, : self.n]
 
+    @property
+    def image2(self) -> np.ndarray:
+        """The second map (``apply2``) applied to each column (a view)."""
+        return self._F2[:, : self.n]
+
+    def _store(self, q: np.ndarray) -> None:
+        if self.n == self._Q.shape[1]:
+            self._grow()
+        self._Q[:, self.n] = q
+        self._F[:, self.n] = self._apply(q)
+        if self._apply2 is not None:
+            self._F2[:, self.n] = self._apply2(q)
+        self.n += 1
+
     def _grow(self) -> None:
         cap = 2 * self._Q.shape[1]
-        for name in ("_Q", "_F"):
+        for name in ("_Q", "_F", "_F2"):
             old = getattr(self, name)
-            new = np.zeros((self.N, cap))
+            if old.shape[1] == 0:
+                continue
+            new = np.zeros((self.N, cap), dtype=old.dtype)
             new[:, : self.n] = old[:, : self.n]
             setattr(self, name, new)
 
@@ -91,21 +110,36 @@ class MappedBasis:
         scale = float(np.linalg.norm(a))
         if rho <= self.rtol * scale or rho == 0.0:
             return c, False
-        if self.n == self._Q.shape[1]:
-            self._grow()
-        q = r / rho
-        self._Q[:, self.n] = q
-        self._F[:, self.n] = self._apply(q)
-        self.n += 1
+        self._store(r / rho)
         return np.append(c, rho), True
+
+    def add_columns(self, R: np.ndarray, scale: float) -> int:
+        """Orthogonalise the columns of ``R`` against the basis and append those whose
+        residual exceeds ``rtol * scale`` (rank-revealing, largest first). Returns the
+        number of columns added."""
+        added = 0
+        R = np.array(R, dtype=float, copy=True)
+        for _ in range(R.shape[1]):
+            Q = self.Q
+            if self.n:
+                for _ in range(2):
+                    R -= Q @ (Q.T @ R)
+            norms = np.linalg.norm(R, axis=0)
+            j = int(np.argmax(norms)) if norms.size else 0
+            if not norms.size or norms[j] <= self.rtol * scale or norms[j] == 0.0:
+                break
+            self._store(R[:, j] / norms[j])
+            added += 1
+            R[:, j] = 0.0
+        return added
 
     def rotate(self, P: np.ndarray) -> None:
         """Replace the columns by ``Q P`` (``P`` with orthonormal columns)."""
         k = P.shape[1]
-        Q = self.Q @ P
-        F = self.image @ P
-        self._Q[:, :k] = Q
-        self._F[:, :k] = F
-        self._Q[:, k: self.n] = 0.0
-        self._F[:, k: self.n] = 0.0
+        for name in ("_Q", "_F", "_F2"):
+            arr = getattr(self, name)
+            if arr.shape[1] == 0:
+                continue
+            arr[:, :k] = arr[:, : self.n] @ P
+            arr[:, k: self.n] = 0.0
         self.n = k
