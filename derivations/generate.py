@@ -127,9 +127,9 @@ def main(order: int, fmt: str = "text", out: str | None = None,
     """Derive to ``order`` and return (and optionally write) the rendering."""
     d = derive_all(order)
     text = {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt](d)
+    from linrnn_theory._io import atomic_write_text
     if out:
-        Path(out).write_text(text)
+        atomic_write_text(out, text)
     if write_module:
-        from linrnn_theory._io import atomic_write_text
         atomic_write_text(MODULE_PATH, render_module(d))
     return text

@@ -68,6 +68,11 @@ def make_engine(net: Network, task: FixedPointTask, mode: str = "bptt", engine: 
         return DenseEngine(net, task, mode)
 
 
+def _is_fast(eng) -> bool:
+    from .simulation.dense import DenseEngine
+    return not isinstance(eng, DenseEngine)
+
+
 @dataclass
 class TrainResult:
     """Outcome of :func:`train`.
@@ -272,11 +277,11 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
                            f"epoch {ep} (fixed point lost)")
                 break
 
-    n = stop if status != "converged" else stop
+    n = stop
     conv = np.nonzero(loss[:n] < conv_rel * task.L0)[0]
     params = {
         "N": net.N, "g": net.g, "seed": net.seed, "target": task.target, "lr": lr,
-        "epochs": epochs, "mode": mode, "engine": engine,
+        "epochs": epochs, "mode": mode, "engine": engine if _is_fast(eng) else "dense",
         "task": {"t_max": task.t_max, "dt": task.dt, "fixation": task.fixation,
                  "decision": task.decision, "input_amp": task.input_amp},
     }
