@@ -147,10 +147,13 @@ def test_delta_w_has_rank_two_at_g0(mode, engine, seed, target):
     Rounding leaves components ~1e-16 |Delta W| outside the span per step, so 1e-10 is six
     orders above what exact arithmetic plus rounding can produce, and far below the
     O(1e-3) third singular value of any g > 0 run."""
-    net = lt.init_network(N=24, g=0.0, seed=seed)
+    # N = 64 keeps the random overlap w^T m moderate (|w^T m| <~ 0.4); with N = 24 and a
+    # strongly anti-aligned pair, lr = 0.05 legitimately pushes an eigenvalue across 1 and
+    # the finite-time run diverges (a genuine failure of learning, not a rank violation).
+    net = lt.init_network(N=64, g=0.0, seed=seed)
     task = lt.FixedPointTask(target=target)
-    run = lt.train(net, task, lr=0.05, epochs=15, mode=mode, engine=engine, n_singular=6)
-    assert run.status == "completed"
+    run = lt.train(net, task, lr=0.03, epochs=15, mode=mode, engine=engine, n_singular=6)
+    assert run.status == "completed", run.message
     sv = run.singular_values[1:]                      # epoch 0: Delta W = 0
     assert np.all(sv[:, 0] > 0)
     assert np.all(sv[:, 2:] < 1e-10 * sv[:, :1])

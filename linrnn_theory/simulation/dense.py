@@ -63,6 +63,11 @@ def bptt_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
     (8, 8)
     """
     dt = task.dt
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _bptt(W, net, task, dt)
+
+
+def _bptt(W, net, task, dt):
     X = euler_states(W, net, task)
     T = task.n_steps
     dec = task.decision_steps()
@@ -155,7 +160,8 @@ class DenseEngine:
 
     def grad_norm(self) -> float:
         """Frobenius norm of the gradient at the last evaluation."""
-        return float(np.linalg.norm(self._grad))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.linalg.norm(self._grad))
 
     def step(self, lr: float) -> None:
         """One gradient-descent step."""
