@@ -1,0 +1,199 @@
+r"""Failure of learning for large targets (PAPER.md section 5).
+
+Gradient *flow* in the fixed-point limit never pushes an eigenvalue of ``W`` to 1 before the
+target is reached: as the outlier ``lambda -> 1`` the readout ``z = w^T (I - W)^{-1} m``
+diverges, so ``z`` passes ``z_hat`` first. The final outlier ``lambda_inf(g, z_hat) < 1``
+(returned as ``lambda_final``) only tends to 1 as ``z_hat -> infinity``.
+
+Failures seen in simulations come from the finite learning rate. The loss
+``L = (z_hat - z)^2 / 2`` has, at the gradient-flow solution, the Hessian
+``grad z grad z^T`` whose only non-zero eigenvalue (the *sharpness*) is
+``S = |a|^2 |b|^2`` (``a = (I - W)^{-T} w``, ``b = (I - W)^{-1} m``); ``S`` grows like
+``(1 - lambda)^{-4}`` with the target. Gradient descent with step ``lr`` is linearly stable
+there only if ``lr S < 2``. Beyond that two things can happen, and the same reduced model
+that describes the flow (:mod:`.large_n`), iterated with the actual step
+``C <- C + lr (z_hat - z) x y^T``, predicts which:
+
+* the sharpness first exceeds ``2 / lr`` only close to the target: descent settles on
+  another solution with ``lr S ~= 2`` ("edge_of_stability": learning succeeds, ``Delta W``
+  and the outlier differ from the flow's);
+* it exceeds ``2 / lr`` during the fast phase: a step overshoots, the outlier crosses 1
+  (``det(I - W)`` changes sign) and the finite-time dynamics explode ("diverges").
+
+:func:`critical_target` returns the smallest target for which the reduced descent diverges,
+``z_c(g; lr0)`` with the paper's ``lr = lr0 (1 - g^2)^2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_finite_scalar, check_int, check_positive, check_range
+from ..lowrank import reduced_readout, stability_sign
+from .large_n import large_n_model
+from .predict import converged_model, predict
+from .traces import beta_of
+
+__all__ = ["sharpness", "reduced_descent", "predict_failure", "critical_target"]
+
+
+def _lr(g: float, lr0: float | None, lr: float | None) -> float:
+    if (lr0 is None) == (lr is None):
+        raise ValueError("give exactly one of lr0 (paper convention) and lr")
+    if lr is not None:
+        return check_positive("lr", lr)
+    return check_positive("lr0", lr0) * (1 - g * g) ** 2
+
+
+def _model(g: float, target: float, network=None):
+    b = beta_of(g)
+    grid = np.linspace(0.0, 3.0 / b ** 2, 31)
+    if network is None:
+        build = lambda d: large_n_model(g, d)  # noqa: E731
+    else:
+        from .instance import instance_model
+        build = lambda d: instance_model(network, d)  # noqa: E731
+    model, _, depth, _ = converged_model(build, target, grid, None, 1e-8, 1e-10)
+    return model
+
+
+def sharpness(g: float, target: float, tau=None) -> np.ndarray | float:
+    """Sharpness ``S = |a|^2 |b|^2`` of the loss along the gradient flow (large N).
+
+    Without ``tau`` returns its value at the end of learning (``tau -> infinity``,
+    evaluated at ``beta^2 tau = 12``).
+
+    Examples
+    --------
+    >>> s0 = sharpness(0.0, 1e-3)          # small target: S = beta^4 = 1 at g = 0
+    >>> bool(abs(s0 - 1.0) < 1e-2)
+    True
+    """
+    g = check_range("g", g, 0.0, 1.0, hi_open=True)
+    target = check_finite_scalar("target", target)
+    b = beta_of(g)
+    t = np.array([0.0, 12.0 / b ** 2]) if tau is None else np.asarray(tau, dtype=float)
+    p = predict(g=g, target=target, tau=t, method="ode", outlier=False)
+    e = np.abs(target - p.readout)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (p.grad_norm / e) ** 2
+    if tau is None:
+        return float(s[-1])
+    return s
+
+
+def reduced_descent(g: float, target: float, lr: float, epochs: int, model=None) -> dict:
+    """Gradient descent with step ``lr`` on the large-N reduced model (fixed point).
+
+    Returns
+    -------
+    dict with ``loss`` (per epoch), ``lr_sharpness`` (``lr S`` per epoch), ``status``
+    ("converged" once the loss is below ``1e-3 L0``, "diverged" or "running"),
+    ``diverged_epoch``.
+    """
+    model = model or _model(g, target)
+    p, q = model.shape
+    C = np.zeros((p, q))
+    L0 = 0.5 * target ** 2
+    loss, lrs = [], []
+    status, dep = "running", None
+    for ep in range(epochs):
+        z, x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
+        e = target - z
+        L = 0.5 * e * e
+        if not np.isfinite(L) or L > 1e6 * L0:
+            status, dep = "diverged", ep
+            break
+        gn = model.grad_norm(C, target)
+        loss.append(L)
+        lrs.append(lr * (gn / abs(e)) ** 2 if e != 0 else np.nan)
+        C = C + (lr * e) * np.outer(x, y)
+        if stability_sign(C, model.A) <= 0:
+            status, dep = "diverged", ep + 1
+            break
+    loss = np.array(loss)
+    lrs = np.array(lrs)
+    if status != "diverged" and loss.size and loss[-1] < 1e-3 * L0:
+        status = "converged"
+    return {"loss": loss, "lr_sharpness": lrs, "status": status, "diverged_epoch": dep}
+
+
+def predict_failure(g: float, target: float, lr0: float | None = None, lr: float | None = None,
+                    epochs: int = 2000, network=None) -> dict:
+    """Does gradient descent with the given step fail to learn ``target``?
+
+    Parameters
+    ----------
+    g, target : float
+    lr0, lr : float
+        Exactly one: paper convention ``lr = lr0 (1 - g^2)^2``, or the raw step.
+    epochs : int
+        Length of the reduced descent.
+    network : Network, optional
+        Use the reduced model of this network (finite N) instead of the large-N limit.
+
+    Returns
+    -------
+    dict with ``fails`` (bool: the descent diverges), ``status`` (see
+    :func:`reduced_descent`), ``lambda_final`` (outlier at the end of the gradient *flow*,
+    always < 1), ``sharpness_final`` (``S`` at the flow's solution), ``lr_sharpness_final``
+    (``lr S``; > 2 means the flow's solution is linearly unstable for descent) and
+    ``diverged_epoch``.
+
+    Examples
+    --------
+    >>> d = predict_failure(0.6, 1.0, lr0=0.009)
+    >>> d["fails"], d["status"]
+    (False, 'converged')
+    """
+    g = check_range("g", g, 0.0, 1.0, hi_open=True)
+    target = check_finite_scalar("target", target)
+    epochs = check_int("epochs", epochs, minimum=1)
+    step = _lr(g, lr0, lr)
+    model = _model(g, target, network)
+    b = beta_of(g)
+    tt = np.array([0.0, 12.0 / b ** 2])
+    p = predict(g=g, target=target, tau=tt, method="ode") if network is None else \
+        predict(target=target, tau=tt, method="instance", network=network)
+    S = float((p.grad_norm[-1] / abs(target - p.readout[-1])) ** 2) \
+        if target != p.readout[-1] else float("inf")
+    run = reduced_descent(g, target, step, epochs, model)
+    status = run["status"]
+    if status == "converged" and step * S > 2.0:
+        status = "edge_of_stability"     # learned, but not the flow's (unstable) solution
+    return {"fails": status == "diverged", "status": status,
+            "lambda_final": float(p.outlier_eigenvalue[-1]), "sharpness_final": S,
+            "lr_sharpness_final": step * S, "diverged_epoch": run["diverged_epoch"],
+            "lr": step}
+
+
+def critical_target(g: float, lr0: float | None = None, lr: float | None = None,
+                    epochs: int = 2000, lo: float = 0.25, hi: float = 16.0,
+                    rtol: float = 0.02) -> float:
+    """Smallest target ``z_c`` for which the reduced gradient descent diverges.
+
+    Bisection on ``[lo, hi]`` (``inf`` if even ``hi`` is learned, ``lo`` if ``lo`` fails).
+
+    Examples
+    --------
+    >>> zc = critical_target(0.8, lr0=0.002, epochs=600)
+    >>> bool(3.0 < zc < 4.5)
+    True
+    """
+    g = check_range("g", g, 0.0, 1.0, hi_open=True)
+    step = _lr(g, lr0, lr)
+
+    def fails(zh):
+        return reduced_descent(g, zh, step, epochs, _model(g, zh))["status"] == "diverged"
+
+    if not fails(hi):
+        return float("inf")
+    if fails(lo):
+        return float(lo)
+    while hi / lo > 1 + rtol:
+        mid = np.sqrt(lo * hi)
+        if fails(mid):
+            hi = mid
+        else:
+            lo = mid
+    return float(np.sqrt(lo * hi))
