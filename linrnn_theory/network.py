@@ -103,13 +103,13 @@ class Network:
             if self.N <= 600 or "eig" in self._cache:
                 val = float(np.max(self.eigvals_W0().real))
             else:
-                from scipy.sparse.linalg import ArpackNoConvergence, eigs
+                from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs
                 try:
                     v0 = np.ones(self.N) / np.sqrt(self.N)
                     ev = eigs(self.W0, k=6, which="LR", return_eigenvectors=False,
                               v0=v0, tol=1e-10, maxiter=20 * self.N)
                     val = float(np.max(ev.real))
-                except ArpackNoConvergence:
+                except (ArpackNoConvergence, ArpackError):   # e.g. W0 = 0
                     val = float(np.max(self.eigvals_W0().real))
             self._cache["max_re"] = val
         return self._cache["max_re"]

@@ -1,0 +1,226 @@
+"""Reproduce the paper's results: tasks, figures, data and a report per figure.
+
+Figures (each a module with ``tasks(preset)``, ``run_task(params)``,
+``make_figure(results, outdir)``, ``report(results)`` and ``code_version(kind)``):
+
+* ``fig3`` -- loss and singular values of ``Delta W`` over ``beta^2 tau``, with theory.
+* ``fig4`` -- learning time, ``|Delta W|``, gradient norm, shuffled-W0 loss against g.
+* ``diverge`` -- failure of learning for large targets.
+* ``cosine`` -- the autonomous cosine task.
+* ``nonlinear`` -- the tanh-RNN experiments (:mod:`linrnn_theory.nonlinear`).
+
+Parameters: :mod:`.presets`; command line: ``linrnn-theory reproduce`` (see
+``docs/reproduce.md``); execution and caching: :mod:`linrnn_theory.sweep`.
+
+Examples
+--------
+>>> from linrnn_theory.reproduce import figure_module, LINEAR_FIGURES
+>>> LINEAR_FIGURES
+('fig3', 'fig4', 'diverge', 'cosine')
+>>> figure_module("fig3").__name__
+'linrnn_theory.reproduce.fig3'
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..sweep.cache import code_version as _code_version
+
+__all__ = ["reproduce", "FIGURES", "LINEAR_FIGURES", "figure_module", "code_scope", "SIM_CODE",
+           "THEORY_CODE"]
+
+LINEAR_FIGURES = ("fig3", "fig4", "diverge", "cosine")
+FIGURES = LINEAR_FIGURES + ("nonlinear",)
+
+#: Source files (globs relative to the package) whose content affects simulation results
+#: of the linear network; part of every cache key of a simulation task.
+SIM_CODE = ("__init__.py", "_checks.py", "network.py", "task.py", "training.py",
+            "analysis.py", "gradient.py", "lowrank.py", "simulation/*.py")
+#: The same for theory tasks.
+THEORY_CODE = ("__init__.py", "_checks.py", "network.py", "lowrank.py", "theory/*.py")
+#: The same for the nonlinear experiments (figures.py only draws).
+NONLINEAR_CODE = ("__init__.py", "_checks.py", "nonlinear/*.py")
+NONLINEAR_EXCLUDE = ("nonlinear/figures.py",)
+
+
+def figure_module(name: str) -> ModuleType:
+    """The module of figure ``name`` (imported on first use).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    if name not in FIGURES:
+        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def code_scope(figure: str, kind: str) -> str:
+    """Code version of the tasks of ``kind`` ("sim" or "theory") of ``figure``.
+
+    Package version + hash of the library sources the tasks depend on
+    (:data:`SIM_CODE`, :data:`THEORY_CODE` or :data:`NONLINEAR_CODE`) + hash of the source
+    of the figure module's task functions (its ``TASK_CODE`` tuple). Drawing and report
+    code do not enter, so editing a figure's layout keeps the cached results.
+
+    Examples
+    --------
+    >>> code_scope("fig3", "sim") != code_scope("fig3", "theory")
+    True
+    """
+    import hashlib
+    import inspect
+    if figure == "nonlinear":
+        base = _code_version(NONLINEAR_CODE, NONLINEAR_EXCLUDE)
+    elif kind == "theory":
+        base = _code_version(THEORY_CODE)
+    elif kind == "sim":
+        base = _code_version(SIM_CODE)
+    else:
+        raise ValueError(f"kind must be 'sim' or 'theory', got {kind!r}")
+    mod = figure_module(figure)
+    h = hashlib.sha256()
+    for fn in mod.TASK_CODE:
+        h.update(inspect.getsource(fn).encode())
+    return f"{base}+{h.hexdigest()[:12]}"
+
+def _cost(params: dict) -> float:
+    """Rough relative cost of a task, to start long tasks first (better load balance)."""
+    if params.get("kind") == "theory":
+        # the reduced ODE is slowest for large targets and g; run these first
+        return 1e12 * (1.0 + params.get("g", 0.0)) * (1.0 + params.get("target", 0.0))
+    n = float(params.get("N", 64))
+    epochs = float(params.get("epochs", 100))
+    steps = params.get("t_max", 1.0) / params.get("dt", 1.0)
+    if params.get("mode") == "fixed_point":
+        steps = 1.0
+    return n * n * epochs * steps
+
+
+def _normalise_figures(figures) -> list[str]:
+    names = list(figures) if figures else list(LINEAR_FIGURES)
+    out: list[str] = []
+    for f in names:
+        for name in (FIGURES if f == "all" else (f,)):
+            if name not in FIGURES:
+                raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all, "
+                                 f"got {name!r}")
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: str = "loky",
+              jobs: int | None = None, scheduler: str | None = None, fresh: bool = False,
+              progress: bool = True, command: str = "") -> dict:
+    """Run the tasks of ``figures`` (cached), draw the figures, write data, report, manifest.
+
+    Parameters
+    ----------
+    figures : sequence of str, optional
+        Names from :data:`FIGURES` or ``"all"`` (default: the four linear figures).
+    preset : str or Preset
+        ``"quick"``, ``"full"``, ``"tiny"`` or a :class:`~.presets.Preset`.
+    outdir : path
+        Output folder: figures, ``data/``, ``report.md``, ``manifest.json``, ``cache/``.
+    backend, jobs, scheduler, fresh, progress
+        See :func:`linrnn_theory.sweep.run_tasks`.
+    command : str
+        Command line recorded in the manifest.
+
+    Returns
+    -------
+    dict
+        The manifest (also written to ``outdir/manifest.json``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> m = reproduce(["cosine"], "tiny", tempfile.mkdtemp(), jobs=1, progress=False)
+    >>> m["sweep"]["computed"], sorted(f["path"] for f in m["files"])[:2]
+    (2, ['cosine.pdf', 'cosine.png'])
+    """
+    import time
+    from pathlib import Path
+
+    from .._io import atomic_write_json, atomic_write_text
+    from ..sweep import Task, run_tasks
+    from .presets import Preset, get_preset
+    from .report import assemble_report, file_entry, manifest
+
+    t_start = time.perf_counter()
+    names = _normalise_figures(figures)
+    pre = preset if isinstance(preset, Preset) else get_preset(preset)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks: list[Task] = []
+    owner: list[str] = []
+    versions: dict[str, dict[str, str]] = {}
+    for name in names:
+        mod = figure_module(name)
+        versions[name] = {}
+        for p in mod.tasks(pre):
+            kind = p["kind"]
+            if kind not in versions[name]:
+                versions[name][kind] = mod.code_version(kind)
+            tasks.append(Task(f"{mod.__name__}:run_task", p, versions[name][kind]))
+            owner.append(name)
+    order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i].params))
+    outcome = run_tasks([tasks[i] for i in order], out / "cache", backend=backend, jobs=jobs,
+                        scheduler=scheduler, fresh=fresh, progress=progress,
+                        desc=f"reproduce {' '.join(names)} ({pre.name})")
+    results = [None] * len(tasks)
+    computed = [False] * len(tasks)
+    seconds = [0.0] * len(tasks)
+    cpu = [0.0] * len(tasks)
+    for pos, i in enumerate(order):
+        results[i] = outcome.results[pos]
+        computed[i] = outcome.was_computed[pos]
+        seconds[i] = outcome.seconds[pos]
+        cpu[i] = outcome.cpu_seconds[pos]
+    t_sweep = time.perf_counter()
+    sections: dict[str, str] = {}
+    fig_info: dict[str, dict] = {}
+    files: list = []
+    for name in names:
+        mod = figure_module(name)
+        idx = [i for i, o in enumerate(owner) if o == name]
+        res = [results[i] for i in idx]
+        t0 = time.perf_counter()
+        paths = mod.make_figure(res, out)
+        sections[name] = mod.report(res)
+        secs = [seconds[i] for i in idx]
+        fig_info[name] = {
+            "tasks": len(idx), "computed": sum(computed[i] for i in idx),
+            "reused": sum(not computed[i] for i in idx),
+            "task_wall_s": float(sum(s for s in secs if s == s)),
+            "task_cpu_s": float(sum(cpu[i] for i in idx if cpu[i] == cpu[i])),
+            "figure_and_report_s": time.perf_counter() - t0,
+            "code_versions": versions[name],
+            "files": [str(Path(p).relative_to(out)) for p in paths]}
+        files += [file_entry(p, out) for p in paths]
+    total = time.perf_counter() - t_start
+    header = {
+        "command": f"`{command}`" if command else "(library call)",
+        "preset": f"{pre.name}" + (f" -- {'; '.join(f'{k}: {v}' for k, v in pre.notes.items() if k in names or k in ('all', 'overrides'))}"
+                                   if pre.notes else ""),
+        "tasks": f"{outcome.summary()['tasks']} ({outcome.computed} computed, "
+                 f"{outcome.reused} reused from the cache) on {outcome.executor}",
+        "wall time": f"{total:.1f} s (sweep {t_sweep - t_start:.1f} s, figures and report "
+                     f"{total - (t_sweep - t_start):.1f} s); CPU time of all tasks "
+                     f"{sum(c for c in cpu if c == c):.1f} s",
+    }
+    report_path = atomic_write_text(out / "report.md", assemble_report(pre.name, sections,
+                                                                        header))
+    files.append(file_entry(report_path, out))
+    doc = manifest(command=command, preset=pre.as_dict(), figures=fig_info, files=files,
+                   timings={"total": total, "sweep": t_sweep - t_start,
+                            "figures_and_report": total - (t_sweep - t_start)},
+                   sweep={**outcome.summary(), "backend": backend, "jobs": jobs,
+                          "scheduler": scheduler, "fresh": fresh,
+                          "cache": str((out / "cache").resolve())})
+    atomic_write_json(out / "manifest.json", doc)
+    return doc

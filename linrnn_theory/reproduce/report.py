@@ -1,0 +1,143 @@
+"""Assemble ``report.md`` and ``manifest.json``; small statistics helpers for the
+per-figure report sections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["mean_sd", "fmt", "md_table", "assemble_report", "manifest", "file_entry",
+           "split_status"]
+
+
+def mean_sd(values: Iterable[float]) -> tuple[float, float, int]:
+    """Mean, standard deviation and count of the finite values (others are left out).
+
+    Examples
+    --------
+    >>> mean_sd([1.0, 3.0, float("nan")])
+    (2.0, 1.0, 2)
+    """
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std()), int(v.size)
+
+
+def fmt(x: Any, spec: str = ".3g") -> str:
+    """Number formatted with ``spec``; ``--`` for None/NaN.
+
+    Examples
+    --------
+    >>> fmt(0.012345), fmt(float("nan")), fmt(None)
+    ('0.0123', '--', '--')
+    """
+    if x is None:
+        return "--"
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not np.isfinite(xf):
+        return "--"
+    return format(xf, spec)
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table.
+
+    Examples
+    --------
+    >>> print(md_table(["a", "b"], [[1, 2]]))
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    lines = ["| " + " | ".join(map(str, header)) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def split_status(results: Sequence[dict], ok: Sequence[str] = ("completed", "converged")):
+    """``(good, bad)``: results whose ``status`` is in ``ok``, and the others.
+
+    Examples
+    --------
+    >>> good, bad = split_status([{"status": "completed"}, {"status": "diverged"}])
+    >>> len(good), len(bad)
+    (1, 1)
+    """
+    good = [r for r in results if r.get("status") in ok]
+    bad = [r for r in results if r.get("status") not in ok]
+    return good, bad
+
+
+def assemble_report(preset_name: str, sections: dict[str, str], header: dict[str, Any]) -> str:
+    """``report.md``: a header (command, preset, timings) and one section per figure.
+
+    Examples
+    --------
+    >>> print(assemble_report("quick", {"fig3": "text"}, {"command": "x"}).splitlines()[0])
+    # linrnn-theory reproduce: report (preset quick)
+    """
+    lines = [f"# linrnn-theory reproduce: report (preset {preset_name})", ""]
+    for k, v in header.items():
+        lines.append(f"- **{k}**: {v}")
+    lines.append("")
+    for name, text in sections.items():
+        lines.append(text.rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def file_entry(path: str | os.PathLike, root: str | os.PathLike) -> dict[str, Any]:
+    """``{"path", "bytes", "sha256"}`` of a file (path relative to ``root``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "a.txt").write_text("hi")
+    2
+    >>> file_entry(d / "a.txt", d)["bytes"]
+    2
+    """
+    p = Path(path)
+    data = p.read_bytes()
+    return {"path": p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p),
+            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("linrnn-theory", "numpy", "scipy", "matplotlib", "joblib", "dask",
+                "distributed", "tqdm"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def manifest(*, command: str, preset: dict, figures: dict[str, Any], files: list[dict],
+             timings: dict[str, float], sweep: dict[str, Any]) -> dict[str, Any]:
+    """The ``manifest.json`` document (schema ``linrnn-theory/reproduce-manifest/1``).
+
+    Examples
+    --------
+    >>> m = manifest(command="c", preset={}, figures={}, files=[], timings={}, sweep={})
+    >>> m["schema"]
+    'linrnn-theory/reproduce-manifest/1'
+    """
+    return {"schema": "linrnn-theory/reproduce-manifest/1", "command": command,
+            "versions": _versions(), "preset": preset, "figures": figures,
+            "sweep": sweep, "timings_s": timings, "files": files}

@@ -1,0 +1,178 @@
+"""``reproduce``: tiny smoke run of every figure, output files, cosine-task gradient."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from linrnn_theory.reproduce import FIGURES, figure_module, reproduce
+from linrnn_theory.reproduce.presets import QUICK, TINY
+from linrnn_theory.simulation.cosine import (CosineTask, cosine_network, linear_bptt,
+                                             train_cosine)
+
+
+@pytest.fixture(scope="module")
+def tiny_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    manifest = reproduce(["all"], "tiny", out, jobs=2, progress=False, command="test")
+    return out, manifest
+
+
+def test_every_figure_writes_files(tiny_out):
+    out, man = tiny_out
+    expected = ["fig3", "fig4", "diverge", "cosine", "nonlinear_romo", "nonlinear_summary"]
+    for stem in expected:
+        for ext in ("png", "pdf"):
+            p = out / f"{stem}.{ext}"
+            assert p.is_file() and p.stat().st_size > 1000, p
+    for name in FIGURES:
+        p = out / "data" / f"{name}.npz"
+        assert p.is_file() and p.stat().st_size > 0
+    assert (out / "data" / "fig4.csv").read_text().startswith("source,g,target")
+    report = (out / "report.md").read_text()
+    for head in ("## Fig. 3", "## Fig. 4", "## Failure of learning", "## Autonomous cosine",
+                 "## Nonlinear"):
+        assert head in report
+    assert "nan" not in report.lower().replace("nonlinear", "")
+    disk = json.loads((out / "manifest.json").read_text())
+    assert disk["sweep"]["tasks"] == man["sweep"]["tasks"] > 0
+    assert set(disk["figures"]) == set(FIGURES)
+    assert {"numpy", "python", "linrnn-theory"} <= set(disk["versions"])
+    for f in disk["files"]:
+        data = (out / f["path"]).read_bytes()
+        assert len(data) == f["bytes"] > 0
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+
+
+def test_data_schema(tiny_out):
+    out, _ = tiny_out
+    p = TINY.fig3
+    G, Z, S, E = len(p.g_values), len(p.targets), len(p.seeds), p.epochs
+    with np.load(out / "data" / "fig3.npz") as d:
+        assert d["sim_loss"].shape == (G, Z, S, E)
+        assert d["ode_loss"].shape == (G, Z, E) and d["series_sv"].shape == (G, Z, E, 2)
+        assert np.all(np.isfinite(d["sim_loss"]))
+        np.testing.assert_allclose(d["tau_tilde"][1, 0], d["tau"][1, 0] / (1 - 0.36) ** 2)
+    q = TINY.fig4
+    with np.load(out / "data" / "fig4.npz") as d:
+        assert d["sim_learning_time"].shape == (len(q.g_values), len(q.targets), len(q.seeds))
+        assert d["ode_dw_norm"].shape == (len(q.g_values), len(q.targets))
+        # qualitative findings of the paper, even at N = 24: faster learning with g
+        assert np.all(d["ode_learning_time"][1] < d["ode_learning_time"][0])
+    with np.load(out / "data" / "cosine.npz") as d:
+        steps = round(TINY.cosine.t_max / TINY.cosine.dt)
+        assert d["z_final"].shape == (len(TINY.cosine.g_values), len(TINY.cosine.seeds), steps)
+
+
+def test_second_run_reuses_everything(tiny_out, tmp_path):
+    out, man = tiny_out
+    again = reproduce(["cosine", "diverge"], "tiny", out, jobs=1, progress=False)
+    assert again["sweep"]["computed"] == 0
+    assert again["sweep"]["reused"] == man["figures"]["cosine"]["tasks"] + \
+        man["figures"]["diverge"]["tasks"]
+
+
+def test_figure_module_interface():
+    for name in FIGURES:
+        mod = figure_module(name)
+        for attr in ("tasks", "run_task", "make_figure", "report", "code_version"):
+            assert callable(getattr(mod, attr)), (name, attr)
+        ts = mod.tasks(TINY)
+        assert ts and all(t["figure"] == name and t["kind"] in ("sim", "theory") for t in ts)
+        json.dumps(ts)                                    # parameters are JSON-able
+    with pytest.raises(ValueError, match="figure must be one of"):
+        figure_module("fig9")
+
+
+def test_quick_preset_matches_brief():
+    assert QUICK.fig3.g_values == (0.0, 0.6) and QUICK.fig3.targets == (0.5, 2.0)
+    assert QUICK.fig4.targets == (0.5, 1.0, 2.0) and max(QUICK.fig4.g_values) == 0.9
+    assert dict(QUICK.diverge.lr0) == {2.0: 0.002, 4.0: 0.001}
+    assert dict(QUICK.cosine.lrs) == {0.0: 0.2, 0.4: 0.15, 0.8: 0.05}
+
+
+# -- the cosine task --------------------------------------------------------------------
+
+def _fd_gradient(W, args, h=1e-6):
+    G = np.zeros_like(W)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            Wp, Wm = W.copy(), W.copy()
+            Wp[i, j] += h
+            Wm[i, j] -= h
+            G[i, j] = (linear_bptt(Wp, *args)[0] - linear_bptt(Wm, *args)[0]) / (2 * h)
+    return G
+
+
+@pytest.mark.parametrize("general", [False, True])
+def test_cosine_gradient_matches_finite_differences(general):
+    task = CosineTask(dt=0.1, t_max=3.0, period=1.0)
+    W0, e = cosine_network(7, 0.8, seed=3)
+    rng = np.random.default_rng(0)
+    W = W0 + 0.2 * rng.standard_normal(W0.shape) / np.sqrt(7)
+    if general:           # arbitrary input, target, non-negative mask, distinct m and w
+        T = task.n_steps
+        args = (rng.standard_normal(7), rng.standard_normal(7), rng.standard_normal(T),
+                rng.standard_normal(T), rng.uniform(0, 1, T) * (rng.uniform(size=T) > 0.3),
+                0.1)
+    else:
+        args = (e, e, task.inputs(), task.targets(), task.mask(), task.dt)
+    L, G, z = linear_bptt(W, *args)
+    G_fd = _fd_gradient(W, args)
+    rel = np.max(np.abs(G - G_fd)) / np.max(np.abs(G))
+    assert rel < 1e-6, rel
+
+
+def test_cosine_task_definition():
+    task = CosineTask()
+    assert task.n_steps == 200 and task.mask().sum() == 100
+    assert task.times()[task.mask() > 0][0] == pytest.approx(10.1)
+    W0, e = cosine_network(16, 0.0, seed=1)
+    L, G, z = linear_bptt(W0, e, e, task.inputs(), task.targets(), task.mask(), task.dt)
+    assert z[0] == pytest.approx(1.0)                      # pulse puts the state on e
+    assert z[1] == pytest.approx(0.9)                      # then decays by (1 - dt)
+    with pytest.raises(ValueError, match="t_max"):
+        CosineTask(t_max=20.05)
+
+
+def test_cosine_g0_symmetry_keeps_rank_one():
+    """m = w and W0 = 0: every gradient is proportional to e e^T."""
+    r = train_cosine(12, 0.0, 0, lr=0.2, epochs=20, task=CosineTask(dt=0.1, t_max=4.0,
+                                                                     period=1.0, pulse=20.0))
+    sv = r["singular_values"][-1]
+    assert sv[0] > 1e-3 and np.all(sv[1:] < 1e-12 * sv[0] + 1e-14)
+
+
+def test_cosine_divergence_is_reported():
+    r = train_cosine(10, 0.5, 0, lr=1e3, epochs=50, task=CosineTask(dt=0.1, t_max=4.0,
+                                                                    period=1.0, pulse=5.0))
+    assert r["status"] == "diverged" and "epoch" in r["message"]
+    assert np.all(np.isfinite(r["loss"])) and np.all(np.isfinite(r["z_final"]))
+
+
+# -- command line -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, msg", [
+    (["reproduce", "fig9"], "figure must be one of"),
+    (["reproduce", "--scheduler", "tcp://x:1"], "needs --backend dask"),
+    (["reproduce", "--set", "fig4.nope=1"], "--set"),
+    (["reproduce", "--set", "fig4"], "SECTION.FIELD=VALUE"),
+    (["reproduce", "--jobs", "0"], "--jobs"),
+])
+def test_cli_errors_are_one_line(argv, msg, capsys, tmp_path):
+    from linrnn_theory.cli import main
+    code = main(argv + ["--out", str(tmp_path / "o"), "--tiny"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and msg in err
+
+
+def test_cli_help(capsys):
+    from linrnn_theory.cli import main
+    assert main(["reproduce", "--help"]) == 0
+    out = capsys.readouterr().out
+    for opt in ("--quick", "--full", "--out", "--jobs", "--backend", "--scheduler", "--fresh"):
+        assert opt in out

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Theory II against simulation: the measurements behind the closing note of issue 4.
+
+Parts (select with ``--part``; each writes ``<out>/<part>.json`` and prints a table):
+
+``instance``
+    Instance reduced ODE vs an independent full N x N gradient-flow integration of the same
+    network (scipy DOP853 on vec(Delta W), dense LU per right-hand side): N = 256,
+    g in {0.3, 0.6, 0.9}, z_hat in {0.5, 1, 2}; readout and top-2 singular values over the
+    whole trajectory to convergence; depth K used and wall-time ratio.
+``large_n``
+    Large-N reduced ODE (and the order-3 series) vs small-step fixed-point gradient descent
+    of many networks (N = 1024, 2048, 4096; >= 8 seeds): times at which z reaches 50 % and
+    90 % of z_hat (median over seeds, linear interpolation between epochs) and the largest
+    gap between the seed-mean readout and the theory, for g in {0, 0.3, 0.6, 0.8} x
+    z_hat in {0.5, 1, 2}.
+``observables``
+    learning_time, dw_norm, mean_gradient_norm and shuffle_loss (ode and series) vs the
+    seed average at N = 2048 for g in {0, 0.3, 0.6}, z_hat in {0.5, 1}.
+
+Small steps: the simulation uses ``lr = h / beta^2`` (``h`` = step in rescaled time,
+default 0.002), so gradient descent follows the flow to O(h).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg as sla
+from joblib import Parallel, delayed
+from scipy.integrate import solve_ivp
+
+import linrnn_theory as lt
+from linrnn_theory import theory
+from linrnn_theory._io import atomic_write_json
+from linrnn_theory.simulation.fixed_point import FixedPointEngine
+from linrnn_theory.theory.traces import beta_of
+
+
+# ----------------------------------------------------------------------------- instance
+def full_flow(net, target, taus, rtol=1e-11):
+    """Independent reference: the N x N gradient flow integrated directly."""
+    N = net.N
+    eye = np.eye(N)
+
+    def rhs(_t, y):
+        W = net.W0 + y.reshape(N, N)
+        lu = sla.lu_factor(eye - W)
+        b = sla.lu_solve(lu, net.m)
+        a = sla.lu_solve(lu, net.w, trans=1)
+        return ((target - net.w @ b) * np.outer(a, b)).ravel()
+
+    sol = solve_ivp(rhs, (0.0, taus[-1]), np.zeros(N * N), method="DOP853", t_eval=taus,
+                    rtol=rtol, atol=1e-14)
+    z, sv = [], []
+    for k in range(taus.size):
+        dW = sol.y[:, k].reshape(N, N)
+        z.append(net.w @ np.linalg.solve(eye - net.W0 - dW, net.m))
+        sv.append(np.linalg.svd(dW, compute_uv=False)[:2])
+    return np.array(z), np.array(sv), int(sol.nfev)
+
+
+def instance_case(g, zh, N=256, seed=0):
+    net = lt.init_network(N=N, g=g, seed=seed)
+    b = beta_of(g)
+    # learning time scale from the large-N theory; integrate to loss <= 1e-12 L0
+    t_end = 1.0
+    while True:
+        p = theory.predict(target=zh, tau=np.linspace(0, t_end, 41), method="instance",
+                           network=net, outlier=False, grad_norm=False)
+        if p.loss[-1] <= 1e-12 * 0.5 * zh * zh:
+            break
+        t_end *= 2.0
+    taus = np.linspace(0.0, t_end, 61)
+    t0 = time.perf_counter()
+    p = theory.predict(target=zh, tau=taus, method="instance", network=net, outlier=False,
+                       grad_norm=False)
+    t_inst = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    z, sv, nfev = full_flow(net, zh, taus)
+    t_full = time.perf_counter() - t0
+    rel_z = float(np.max(np.abs(p.readout - z)) / abs(zh))
+    rel_s1 = float(np.max(np.abs(p.singular_values[:, 0] - sv[:, 0])) / np.max(sv[:, 0]))
+    rel_s2 = float(np.max(np.abs(p.singular_values[:, 1] - sv[:, 1])) / np.max(sv[:, 1]))
+    return {"g": g, "target": zh, "N": N, "depth": p.params["depth"], "shape": p.params["shape"],
+            "tau_end": t_end, "tau_tilde_end": t_end * b * b, "rel_err_readout": rel_z,
+            "rel_err_sigma1": rel_s1, "rel_err_sigma2": rel_s2, "time_instance_s": t_inst,
+            "time_full_s": t_full, "full_nfev": nfev, "speedup": t_full / t_inst}
+
+
+# ------------------------------------------------------------------------- simulations
+def crossing_time(tau, z, level):
+    idx = np.nonzero(z >= level)[0]
+    if idx.size == 0:
+        return float("nan")
+    i = idx[0]
+    if i == 0:
+        return float(tau[0])
+    return float(tau[i - 1] + (level - z[i - 1]) * (tau[i] - tau[i - 1]) / (z[i] - z[i - 1]))
+
+
+def simulate_network(N, g, seed, targets, h, tau_tilde_max, observables=False):
+    """Small-step fixed-point gradient descent of one network for several targets."""
+    net = lt.init_network(N=N, g=g, seed=seed)
+    b = beta_of(g)
+    lr = h / b ** 2
+    epochs = int(np.ceil(tau_tilde_max / h)) + 1
+    out = []
+    for zh in targets:
+        task = lt.FixedPointTask(target=zh)
+        eng = FixedPointEngine(net, task)
+        z = np.empty(epochs)
+        loss = np.empty(epochs)
+        gn = np.empty(epochs)
+        conv, dw, shuffle = None, float("nan"), float("nan")
+        for ep in range(epochs):
+            L, z[ep] = eng.evaluate()
+            loss[ep], gn[ep] = L, eng.grad_norm()
+            if observables and conv is None and L < 0.05 * task.L0:
+                conv = ep
+                dw = float(np.linalg.norm(eng.C))
+                W = eng.weights()
+                shuffle = lt.shuffle_loss(net, W, task, seed=seed, mode="fixed_point",
+                                          n_shuffles=2) / task.L0
+            eng.step(lr)
+        rec = {"N": N, "g": g, "seed": seed, "target": zh, "lr": lr, "readout": z.tolist()}
+        if observables:
+            rec.update(conv_epoch=conv, learning_time=None if conv is None else conv * lr,
+                       dw_norm=dw, shuffle_loss=shuffle,
+                       mean_gradient_norm=None if conv is None else float(np.mean(gn[:conv + 1])))
+        out.append(rec)
+    return out
+
+
+def large_n_part(args):
+    gs = [0.0, 0.3, 0.6, 0.8]
+    targets = [0.5, 1.0, 2.0]
+    jobs = [(N, g, s) for N in args.Ns for g in gs for s in range(args.seeds)]
+    res = Parallel(n_jobs=args.jobs, verbose=5)(
+        delayed(simulate_network)(N, g, s, targets, args.h, args.tau_tilde_max)
+        for N, g, s in jobs)
+    runs = [r for rr in res for r in rr]
+    rows = []
+    for g in gs:
+        b = beta_of(g)
+        for zh in targets:
+            tt = np.arange(int(np.ceil(args.tau_tilde_max / args.h)) + 1) * args.h
+            taus = tt / b ** 2
+            p_ode = theory.predict(g=g, target=zh, tau=taus, method="ode", outlier=False,
+                                   grad_norm=False)
+            p_ser = theory.predict(g=g, target=zh, tau=taus, method="series", order=3,
+                                   outlier=False)
+            th = {m: (crossing_time(taus, p.readout, .5 * zh), crossing_time(taus, p.readout, .9 * zh))
+                  for m, p in (("ode", p_ode), ("series3", p_ser))}
+            for N in args.Ns:
+                zs = np.array([r["readout"] for r in runs
+                               if r["N"] == N and r["g"] == g and r["target"] == zh])
+                t50 = np.array([crossing_time(taus, z, .5 * zh) for z in zs])
+                t90 = np.array([crossing_time(taus, z, .9 * zh) for z in zs])
+                mean = zs.mean(axis=0)
+                conv = np.nonzero(0.5 * (zh - p_ode.readout) ** 2 < 0.05 * 0.5 * zh * zh)[0]
+                upto = conv[0] + 1 if conv.size else taus.size
+                row = {"g": g, "target": zh, "N": N, "seeds": len(zs),
+                       "t50_median": float(np.median(t50)), "t90_median": float(np.median(t90)),
+                       "t50_spread": float(np.std(t50) / np.median(t50)),
+                       "t50_ode": th["ode"][0], "t90_ode": th["ode"][1],
+                       "t50_series3": th["series3"][0], "t90_series3": th["series3"][1],
+                       "gap_ode": float(np.max(np.abs(mean - p_ode.readout)) / abs(zh)),
+                       "gap_series3_to_conv": float(np.max(np.abs(mean[:upto] - p_ser.readout[:upto])) / abs(zh))}
+                for m in ("ode", "series3"):
+                    row[f"err_t50_{m}"] = row[f"t50_{m}"] / row["t50_median"] - 1
+                    row[f"err_t90_{m}"] = row[f"t90_{m}"] / row["t90_median"] - 1
+                rows.append(row)
+    return {"params": vars(args), "rows": rows}
+
+
+def observables_part(args):
+    gs = [0.0, 0.3, 0.6]
+    targets = [0.5, 1.0]
+    N = args.obs_N
+    res = Parallel(n_jobs=args.jobs, verbose=5)(
+        delayed(simulate_network)(N, g, s, targets, args.h, 3.0, observables=True)
+        for g in gs for s in range(args.seeds))
+    runs = [r for rr in res for r in rr]
+    rows = []
+    for g in gs:
+        for zh in targets:
+            rs = [r for r in runs if r["g"] == g and r["target"] == zh]
+            row = {"g": g, "target": zh, "N": N, "seeds": len(rs)}
+            for q, fn in (("learning_time", theory.learning_time), ("dw_norm", theory.dw_norm),
+                          ("mean_gradient_norm", theory.mean_gradient_norm),
+                          ("shuffle_loss", theory.shuffle_loss)):
+                sim = np.array([r[q] for r in rs if r[q] is not None], dtype=float)
+                row[f"{q}_sim"] = float(np.mean(sim))
+                row[f"{q}_sim_sem"] = float(np.std(sim) / np.sqrt(sim.size))
+                for m in ("ode", "series"):
+                    v = fn(g, zh, method=m)
+                    row[f"{q}_{m}"] = v
+                    row[f"{q}_{m}_relerr"] = v / row[f"{q}_sim"] - 1
+            rows.append(row)
+    return {"params": vars(args), "rows": rows}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["instance", "large_n", "observables", "all"],
+                    default="all")
+    ap.add_argument("--out", default="validation_results", help="output folder")
+    ap.add_argument("--Ns", type=int, nargs="+", default=[1024, 2048, 4096])
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--h", type=float, default=0.002, help="step in rescaled time beta^2 lr")
+    ap.add_argument("--tau-tilde-max", type=float, default=2.5)
+    ap.add_argument("--obs-N", type=int, default=2048)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    parts = ["instance", "large_n", "observables"] if args.part == "all" else [args.part]
+    for part in parts:
+        t0 = time.perf_counter()
+        if part == "instance":
+            rows = Parallel(n_jobs=args.jobs, verbose=5)(
+                delayed(instance_case)(g, zh) for g in (0.3, 0.6, 0.9) for zh in (0.5, 1.0, 2.0))
+            res = {"rows": rows}
+        elif part == "large_n":
+            res = large_n_part(args)
+        else:
+            res = observables_part(args)
+        res["seconds"] = time.perf_counter() - t0
+        atomic_write_json(out / f"{part}.json", res)
+        print(f"== {part} ({res['seconds']:.0f} s)")
+        for r in res["rows"]:
+            print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v)
+                              for k, v in r.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
