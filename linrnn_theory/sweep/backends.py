@@ -56,7 +56,7 @@ def resolve(func: str) -> Callable[[dict], dict]:
 def _set_blas_threads(n: int | None) -> None:
     if n is None:
         return
-    from ..nonlinear.rnn import _openblas_handles   # OpenBLAS thread control via ctypes
+    from .._blas import openblas_handles as _openblas_handles
     import ctypes
     for _, set_ in _openblas_handles():
         set_(ctypes.c_int(int(n)))
@@ -161,7 +161,7 @@ def execute(calls: Sequence[tuple[int, str, dict]], on_result: OnResult, *,
 
 
 def _run_serial(calls, report, blas_threads) -> None:
-    from ..nonlinear.rnn import limit_blas_threads
+    from .._blas import limit_blas_threads
     with limit_blas_threads(blas_threads):
         for i, func, params in calls:
             report(*call_task(i, func, params, None))
@@ -183,7 +183,7 @@ def _run_dask(calls, report, jobs, scheduler, blas_threads) -> str:
     except ImportError:                                  # pragma: no cover
         raise ValueError("backend 'dask' needs dask[distributed] "
                          "(pip install 'linrnn-theory[dask]')") from None
-    from ..nonlinear.rnn import limit_blas_threads
+    from .._blas import limit_blas_threads
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,

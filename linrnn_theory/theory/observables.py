@@ -18,6 +18,8 @@ Small-target limits (``z_hat -> 0``, the flow is linear: ``z = z_hat (1 - exp(-b
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
@@ -95,7 +97,7 @@ def _series_time(g, target, rel_loss, order) -> float:
 
 
 def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float = 1e-9):
-    """Reduced-ODE state at the learning time.
+    """Reduced-ODE state at the learning time (cached per arguments).
 
     Returns
     -------
@@ -103,6 +105,11 @@ def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float
     (``int_0^tau |dL/dW|``), ``model`` and ``depth``.
     """
     g, target, rel_loss = _args(g, target, rel_loss, "ode", 3)
+    return _at_learning_time(g, target, rel_loss, float(tol))
+
+
+@lru_cache(maxsize=256)
+def _at_learning_time(g: float, target: float, rel_loss: float, tol: float):
     b = beta_of(g)
     guess = np.log(1.0 / rel_loss) / (2 * b * b)
     grid = np.linspace(0.0, 2.0 * guess, 41)

@@ -75,7 +75,8 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
                     rtol: float):
     """Integrate ``build(depth)`` at increasing depths until the readout and the top
     singular value change by less than ``tol`` (relative); returns ``(model, trajectory,
-    depth, change)``."""
+    depth, change)``. ``change`` is 0 when the chains closed (the subspace stopped growing,
+    so the reduction is exact)."""
     if depth is not None:
         model = build(depth)
         return model, integrate(model, target, tau, rtol=rtol), depth, float("nan")
@@ -89,7 +90,9 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
             dz = np.max(np.abs(traj.readout - prev[0])) / scale
             ds = np.max(np.abs(s1 - prev[1])) / max(np.max(np.abs(s1)), 1e-300)
             change = max(dz, ds)
-            if change < tol or model.shape == prev[2]:
+            if model.shape == prev[2]:
+                return model, traj, d, 0.0
+            if change < tol:
                 return model, traj, d, change
         prev = (traj.readout, s1, model.shape)
     return model, traj, d, change
@@ -97,7 +100,7 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
 
 def predict(g: float | None = None, target: float = 1.0, tau=None, method: str = "ode", *,
             order: int = 3, depth: int | None = None, network: Network | None = None,
-            n_singular: int = 2, outlier: bool = True, grad_norm: bool = True,
+            n_singular: int = 2, outlier: bool | None = None, grad_norm: bool = True,
             input_amp: float = 1.0, tol: float = 1e-9, rtol: float = 1e-11) -> Prediction:
     """Theory of the fixed-point gradient flow along the learning time ``tau``.
 
@@ -120,8 +123,12 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         ``w^T m`` is included exactly; ``W0`` must be zero).
     n_singular : int
         Number of singular values of ``Delta W`` to return (series: at most 2).
-    outlier, grad_norm : bool
-        Compute the outlier eigenvalue / gradient norm (set False to save time).
+    outlier : bool, optional
+        Compute the outlier eigenvalue. Default: yes, except for ``"instance"`` with
+        ``N * len(tau) > 20000`` (there every time point costs a dense eigendecomposition;
+        pass ``True`` to force it).
+    grad_norm : bool
+        Compute the gradient norm (set False to save time).
     input_amp : float
         Input amplitude ``c`` (the flow with ``c`` equals the unit flow with target
         ``z_hat / c`` at time ``c^2 tau``, readout scaled by ``c``).
@@ -181,6 +188,8 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
     tau_tilde = tau * b * b if method != "instance" else tau.copy()
     status, message = "ok", ""
 
+    if outlier is None:
+        outlier = True if method != "instance" else None
     if method == "series":
         order = check_int("order", order, minimum=1)
         if order > MAX_ORDER:
@@ -228,11 +237,16 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
     else:
         def build(d):
             return large_n_model(g_val, d)
+    if outlier is None:
+        outlier = method != "instance" or network.N * tau.size <= 20000
+        if not outlier:
+            message = (f"outlier eigenvalue not computed (N * len(tau) = {network.N * tau.size}"
+                       " > 20000 dense eigendecompositions); pass outlier=True to force it")
     model, traj, used, change = converged_model(build, zt, tt, depth, tol, rtol)
     params.update(depth=used, depth_change=change, shape=model.shape)
     if depth is None and not change < tol and method != "exact_g0":
         status = "unconverged"
-        message = f"depth {used}: last change {change:.2e} >= tol {tol:.1e}"
+        message = (f"depth {used}: last change {change:.2e} >= tol {tol:.1e}. " + message).strip()
     sv = np.array([_sv(C, n_singular) for C in traj.C])
     lam = _outliers_from_model(model, traj.C) if outlier else np.full(tau.size, np.nan)
     gn = np.array([model.grad_norm(C, zt) for C in traj.C]) if grad_norm \
