@@ -50,7 +50,7 @@ import sympy as sp
 __all__ = [
     "g", "lam", "beta",
     "word_trace", "moment_sequences", "psi_sequence", "nc_count", "nc_trace_series",
-    "canonical_word", "words_up_to",
+    "canonical_word", "words_up_to", "transpose_word", "finite_n_correction",
 ]
 
 g = sp.Symbol("g", positive=True)
@@ -234,3 +234,60 @@ def words_up_to(length: int, alphabet: Iterable[str] = ("R", "T")) -> list[str]:
         for letters in product(alphabet, repeat=n):
             seen.add(canonical_word("".join(letters)))
     return sorted(seen, key=lambda w: (len(w), w))
+
+
+# -- finite-N (1/N) correction for the real Ginibre ensemble ----------------------------
+# E tr(word)/N = tau(word) + tau_1(word)/N + O(N^-2): Gaussian integration by parts,
+# E[J_ab F] = E[dF/dJ_ab]/N with dR/dJ_ab = g R E_ab R and dR^T/dJ_ab = g R^T E_ba R^T,
+# gives a planar (Schwinger-Dyson) term and a twisted term tau(A R B^T R^T) at order 1/N
+# (non-orientable pairings, absent for complex Ginibre); see validation/check_traces.py.
+
+def transpose_word(word: str) -> str:
+    """Word of the transposed product: reversed, ``R <-> T``.
+
+    Examples
+    --------
+    >>> transpose_word("RRT")
+    'RTT'
+    """
+    return word[::-1].translate(str.maketrans("RT", "TR"))
+
+
+@lru_cache(maxsize=None)
+def _tau1(word: str) -> sp.Expr:
+    if word == "":
+        return sp.Integer(0)
+    if "R" not in word:                       # R^T ... R^T: transpose of R ... R
+        return finite_n_correction(transpose_word(word))
+    i = word.index("R")
+    w = word[i:] + word[:i]                   # w = R Y
+    acc = finite_n_correction(w[1:])          # tau(R Y) = tau(Y) + g tau(J R Y)
+    self_coeff = 0
+    g2 = g ** 2
+    for j, ch in enumerate(w):
+        A, B = w[:j], w[j + 1:]
+        if ch == "T":                         # planar term at order 1/N
+            if j == len(w) - 1:               # B empty: tau_1(w) tau(T) + tau(w) tau_1(T)
+                self_coeff += 1
+                acc += g2 * word_trace(w) * finite_n_correction("T")
+            else:
+                acc += g2 * (finite_n_correction(A + "T") * word_trace("T" + B)
+                             + word_trace(A + "T") * finite_n_correction("T" + B))
+        else:                                 # twisted term: tau(A R B^T R^T)
+            acc += g2 * word_trace(A + "R" + transpose_word(B) + "T")
+    return sp.factor(sp.cancel(acc / (1 - g2 * self_coeff)))
+
+
+def finite_n_correction(word: str) -> sp.Expr:
+    """``tau_1(word)``: the O(1/N) term of ``E tr(word)/N`` for real Ginibre ``J``.
+
+    Rational function of ``g`` (sympy), letters ``R`` and ``T`` (= ``R^T``).
+
+    Examples
+    --------
+    >>> sp.factor(finite_n_correction("R"))        # E tr(R)/N = 1 + g^2 beta / N + ...
+    -g**2/((g - 1)*(g + 1))
+    """
+    if set(word) - {"R", "T"}:
+        raise ValueError("finite_n_correction handles words in R and T only")
+    return _tau1(canonical_word(word)) if word else sp.Integer(0)

@@ -20,3 +20,17 @@ settings.register_profile("default", deadline=None, max_examples=25, derandomize
 settings.register_profile("thorough", parent=settings.get_profile("default"),
                           max_examples=300)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+import pytest  # noqa: E402
+
+from linrnn_theory._blas import limit_blas_threads  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_blas_thread():
+    """All tests run with one OpenBLAS thread: the matrices here are small, and two BLAS
+    threads on a shared 2-core machine are up to ~7x slower (measured), besides making
+    timings unpredictable."""
+    with limit_blas_threads(1):
+        yield

@@ -34,9 +34,15 @@ def closed_form(theta):
     """
     th = np.asarray(theta, dtype=float)
     s = np.sin(th)
-    alpha = 1.0 - np.cos(th)
+    alpha = 2.0 * np.sin(0.5 * th) ** 2            # = 1 - cos(theta) without cancellation
     gamma = s
-    delta = np.arctanh(s) - s
+    # artanh(s) - s = s^3/3 + s^5/5 + ...: the series avoids cancellation at small s
+    s2 = s * s
+    small = np.abs(s) < 0.05
+    series = s * s2 * (1 / 3 + s2 * (1 / 5 + s2 * (1 / 7 + s2 * (1 / 9 + s2 * (1 / 11 + s2 / 13)))))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        direct = np.arctanh(s) - s
+    delta = np.where(small, series, direct)
     D = np.cos(th) ** 2 - gamma * delta
     z = gamma / D
     outlier = alpha + np.sqrt(np.maximum(gamma * delta, 0.0))
@@ -86,6 +92,8 @@ def g0_trajectory(target: float, tau: np.ndarray):
     """
     th = theta_of_tau(target, tau)
     alpha, gamma, delta, D, z, outlier = closed_form(th)
+    # an outlier must lie outside the bulk (here the point 0): none before learning starts
+    outlier = np.where(outlier > 0.0, outlier, np.nan)
     sv = np.zeros((th.size, 2))
     gn = np.zeros(th.size)
     for i in range(th.size):

@@ -72,19 +72,19 @@ def _outliers_from_model(model: ReducedModel, Cs: np.ndarray) -> np.ndarray:
 
 
 def converged_model(build, target: float, tau: np.ndarray, depth: int | None, tol: float,
-                    rtol: float):
+                    rtol: float, atol: float = 1e-14):
     """Integrate ``build(depth)`` at increasing depths until the readout and the top
     singular value change by less than ``tol`` (relative); returns ``(model, trajectory,
     depth, change)``. ``change`` is 0 when the chains closed (the subspace stopped growing,
     so the reduction is exact)."""
     if depth is not None:
         model = build(depth)
-        return model, integrate(model, target, tau, rtol=rtol), depth, float("nan")
+        return model, integrate(model, target, tau, rtol=rtol, atol=atol), depth, float("nan")
     prev = None
     scale = max(abs(target), 1e-300)
     for d in _DEPTHS:
         model = build(d)
-        traj = integrate(model, target, tau, rtol=rtol)
+        traj = integrate(model, target, tau, rtol=rtol, atol=atol)
         s1 = np.array([_sv(C, 1)[0] for C in traj.C])
         if prev is not None:
             dz = np.max(np.abs(traj.readout - prev[0])) / scale
@@ -101,7 +101,8 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
 def predict(g: float | None = None, target: float = 1.0, tau=None, method: str = "ode", *,
             order: int = 3, depth: int | None = None, network: Network | None = None,
             n_singular: int = 2, outlier: bool | None = None, grad_norm: bool = True,
-            input_amp: float = 1.0, tol: float = 1e-9, rtol: float = 1e-11) -> Prediction:
+            input_amp: float = 1.0, tol: float = 1e-9, rtol: float = 1e-11,
+            atol: float = 1e-14) -> Prediction:
     """Theory of the fixed-point gradient flow along the learning time ``tau``.
 
     Parameters
@@ -134,8 +135,9 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         ``z_hat / c`` at time ``c^2 tau``, readout scaled by ``c``).
     tol : float
         Convergence tolerance of the automatic depth.
-    rtol : float
-        Relative tolerance of the ODE integrator.
+    rtol, atol : float
+        Relative and absolute tolerances of the ODE integrator (``atol`` bounds the relative
+        accuracy of tiny quantities such as ``sigma_2 = O(tau^3)`` at small ``tau``).
 
     Returns
     -------
@@ -242,7 +244,7 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         if not outlier:
             message = (f"outlier eigenvalue not computed (N * len(tau) = {network.N * tau.size}"
                        " > 20000 dense eigendecompositions); pass outlier=True to force it")
-    model, traj, used, change = converged_model(build, zt, tt, depth, tol, rtol)
+    model, traj, used, change = converged_model(build, zt, tt, depth, tol, rtol, atol)
     params.update(depth=used, depth_change=change, shape=model.shape)
     if depth is None and not change < tol and method != "exact_g0":
         status = "unconverged"
