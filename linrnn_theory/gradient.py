@@ -6,7 +6,7 @@ import numpy as np
 
 from ._checks import check_square
 from .network import Network
-from .simulation.dense import bptt_loss_grad, fixed_point_loss_grad
+from .simulation.dense import bptt_loss, bptt_loss_grad, fixed_point_loss_grad
 from .task import FixedPointTask
 from .training import _normalise_mode
 
@@ -78,4 +78,4 @@ def loss(W, net: Network, task: FixedPointTask, mode: str = "bptt") -> float:
         if float(np.max(np.linalg.eigvals(W).real)) >= 1.0:
             return float("inf")
         return float(fixed_point_loss_grad(W, net, task)[0])
-    return float(bptt_loss_grad(W, net, task)[0])
+    return float(bptt_loss(W, net, task))

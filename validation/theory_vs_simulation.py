@@ -235,7 +235,7 @@ def main(argv=None):
         atomic_write_json(out / f"{part}.json", res)
         print(f"== {part} ({res['seconds']:.0f} s)")
         for r in res["rows"]:
-            print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v)
+            print(json.dumps({k: (float(f"{v:.4g}") if isinstance(v, float) else v)
                               for k, v in r.items()}))
     return 0
 

@@ -86,7 +86,11 @@ def tasks(preset) -> list[dict]:
             for q in QUANTITIES:
                 out.append({"figure": NAME, "kind": "theory", "g": float(g),
                             "target": float(z), "quantity": q, "rel_loss": p.conv_rel})
-            for s in p.seeds:
+    # simulations ordered network by network (targets innermost): consecutive tasks share
+    # W0, so a worker reuses its cached decomposition of W0
+    for g in p.g_values:
+        for s in p.seeds:
+            for z in p.targets:
                 out.append({"figure": NAME, "kind": "sim", "N": p.N, "g": float(g),
                             "target": float(z), "seed": int(s), "lr": p.lr(g, z),
                             "epochs": p.epochs, "mode": p.mode, "t_max": p.t_max,

@@ -28,6 +28,9 @@ costing about three digits). Networks whose ``W0`` is (numerically) defective ar
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import scipy.linalg as sla
 
@@ -72,6 +75,29 @@ def _real_eigenbasis(W0: np.ndarray, dt: float):
 
 real_eigenbasis = _real_eigenbasis
 
+_BASIS_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_BASIS_CACHE_SIZE = 3
+
+
+def _cached_eigenbasis(W0: np.ndarray, dt: float):
+    """``_real_eigenbasis`` plus ``S^{-1}``, cached for the last few ``W0`` (a sweep trains
+    the same network for several targets; the O(N^3) decomposition is then done once)."""
+    key = (W0.shape[0], float(dt), hashlib.blake2b(np.ascontiguousarray(W0).tobytes(),
+                                                   digest_size=16).hexdigest())
+    hit = _BASIS_CACHE.get(key)
+    if hit is not None:
+        _BASIS_CACHE.move_to_end(key)
+        return hit
+    S, c, s, perm = _real_eigenbasis(W0, dt)
+    lu = sla.lu_factor(S)
+    Sinv = sla.lu_solve(lu, np.eye(W0.shape[0]))
+    cond = np.linalg.norm(S, 2) * np.linalg.norm(Sinv, 2)
+    val = (S, Sinv, c, s, perm, float(cond))
+    _BASIS_CACHE[key] = val
+    while len(_BASIS_CACHE) > _BASIS_CACHE_SIZE:
+        _BASIS_CACHE.popitem(last=False)
+    return val
+
 
 class BPTTEngine:
     """Gradient descent on the finite-time loss with ``Delta W`` in factored form.
@@ -114,10 +140,7 @@ class BPTTEngine:
         self.task = task
         self.rtol = rtol
         N = net.N
-        S, c_diag, s_off, perm = _real_eigenbasis(net.W0, task.dt)
-        lu = sla.lu_factor(S)
-        Sinv = sla.lu_solve(lu, np.eye(N))
-        cond = np.linalg.norm(S, 2) * np.linalg.norm(Sinv, 2)
+        S, Sinv, c_diag, s_off, perm, cond = _cached_eigenbasis(net.W0, task.dt)
         if not np.isfinite(cond) or cond > MAX_EIGVEC_COND:
             raise ValueError(f"W0 is numerically defective (eigenvector condition {cond:.2e}); "
                              "use engine='dense'")

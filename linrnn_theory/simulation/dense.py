@@ -17,7 +17,8 @@ import scipy.linalg as sla
 from ..network import Network
 from ..task import FixedPointTask
 
-__all__ = ["euler_states", "bptt_loss_grad", "fixed_point_loss_grad", "fixed_point_readout"]
+__all__ = ["euler_states", "bptt_loss", "bptt_loss_grad", "fixed_point_loss_grad",
+           "fixed_point_readout"]
 
 
 def euler_states(W: np.ndarray, net: Network, task: FixedPointTask) -> np.ndarray:
@@ -38,6 +39,23 @@ def euler_states(W: np.ndarray, net: Network, task: FixedPointTask) -> np.ndarra
     for k in range(task.n_steps):
         X[k + 1] = A @ X[k] + (dt * u[k]) * net.m
     return X
+
+
+def bptt_loss(W: np.ndarray, net: Network, task: FixedPointTask) -> float:
+    """Finite-time loss only (forward pass; no gradient).
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network, FixedPointTask
+    >>> net = init_network(N=8, g=0.3, seed=1)
+    >>> task = FixedPointTask(target=1.0)
+    >>> bptt_loss(net.W0, net, task) == bptt_loss_grad(net.W0, net, task)[0]
+    True
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = euler_states(W, net, task)
+        z = X[task.decision_steps()] @ net.w
+        return 0.5 * float(np.mean((z - task.target) ** 2))
 
 
 def bptt_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
