@@ -224,10 +224,11 @@ def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
                 th = d[f"{meth}_{q}"][:, j]
                 theory_line(a, dense_g, th / th[0], c, meth)
         if q != "dw_norm":
-            from matplotlib.ticker import FormatStrFormatter
+            from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
             a.set_yscale("log")
+            a.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             a.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            a.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+            a.yaxis.set_minor_formatter(NullFormatter())
         a.set(xlabel="g", ylabel="relative to g = 0", title=_LABELS[q])
         a.grid(alpha=0.3)
     handles = [mlines.Line2D([], [], color=g_color(z, zs), marker="o", mfc="white", ls="-",
