@@ -11,6 +11,9 @@ O(N^3) of a dense LU per epoch.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import scipy.linalg as sla
 
@@ -20,6 +23,24 @@ from ..task import FixedPointTask
 from .basis import MappedBasis
 
 __all__ = ["FixedPointEngine"]
+
+_LU_CACHE: "OrderedDict[str, tuple]" = OrderedDict()
+_LU_CACHE_SIZE = 3
+
+
+def _cached_lu(W0: np.ndarray):
+    """LU factors of ``I - W0`` for the last few ``W0`` (several targets, one network)."""
+    key = hashlib.blake2b(np.ascontiguousarray(W0).tobytes(), digest_size=16).hexdigest()
+    key += str(W0.shape)
+    hit = _LU_CACHE.get(key)
+    if hit is None:
+        hit = sla.lu_factor(np.eye(W0.shape[0]) - W0)
+        _LU_CACHE[key] = hit
+        while len(_LU_CACHE) > _LU_CACHE_SIZE:
+            _LU_CACHE.popitem(last=False)
+    else:
+        _LU_CACHE.move_to_end(key)
+    return hit
 
 
 class FixedPointEngine:
@@ -49,7 +70,7 @@ class FixedPointEngine:
         self.net = net
         self.task = task
         N = net.N
-        self._lu = sla.lu_factor(np.eye(N) - net.W0)
+        self._lu = _cached_lu(net.W0)
         m_eff = task.input_amp * net.m
         self.Rm = sla.lu_solve(self._lu, m_eff)
         self.Rtw = sla.lu_solve(self._lu, net.w, trans=1)
