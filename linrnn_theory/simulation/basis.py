@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["MappedBasis"]
+__all__ = ["MappedBasis", "FactoredDelta"]
 
 
 class MappedBasis:
@@ -143,3 +143,29 @@ class MappedBasis:
             arr[:, :k] = arr[:, : self.n] @ P
             arr[:, k: self.n] = 0.0
         self.n = k
+
+
+class FactoredDelta:
+    """Inspection of ``Delta W = U C V^T`` shared by the engines that keep it factored
+    (attributes ``net``, ``U``, ``V``: :class:`MappedBasis`, ``C``: ``(p, q)`` array)."""
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Dimensions ``(p, q)`` of the left and right bases."""
+        return self.U.n, self.V.n
+
+    def singular_values(self, k: int) -> np.ndarray:
+        """Top ``k`` singular values of ``Delta W`` (zero-padded)."""
+        out = np.zeros(k)
+        if self.C.size:
+            s = np.linalg.svd(self.C, compute_uv=False)[:k]
+            out[: s.size] = s
+        return out
+
+    def delta(self) -> np.ndarray:
+        """Dense ``Delta W = U C V^T``."""
+        return self.U.Q @ self.C @ self.V.Q.T
+
+    def weights(self) -> np.ndarray:
+        """Dense ``W = W0 + Delta W``."""
+        return self.net.W0 + self.delta()

@@ -36,7 +36,7 @@ import scipy.linalg as sla
 
 from ..network import Network
 from ..task import FixedPointTask
-from .basis import MappedBasis
+from .basis import FactoredDelta, MappedBasis
 
 __all__ = ["BPTTEngine", "MAX_EIGVEC_COND", "real_eigenbasis"]
 
@@ -99,7 +99,7 @@ def _cached_eigenbasis(W0: np.ndarray, dt: float):
     return val
 
 
-class BPTTEngine:
+class BPTTEngine(FactoredDelta):
     """Gradient descent on the finite-time loss with ``Delta W`` in factored form.
 
     Parameters
@@ -286,23 +286,6 @@ class BPTTEngine:
         """One gradient-descent step ``C <- C - lr U^T G V``."""
         self.C = self.C - lr * self._grad_proj
         self._grad_proj = None
-
-    @property
-    def rank(self) -> tuple[int, int]:
-        """Dimensions ``(p, q)`` of the bases."""
-        return self.U.n, self.V.n
-
-    def singular_values(self, k: int) -> np.ndarray:
-        """Top ``k`` singular values of ``Delta W``."""
-        out = np.zeros(k)
-        if self.C.size:
-            s = np.linalg.svd(self.C, compute_uv=False)[:k]
-            out[: s.size] = s
-        return out
-
-    def weights(self) -> np.ndarray:
-        """Dense ``W = W0 + U C V^T``."""
-        return self.net.W0 + self.U.Q @ self.C @ self.V.Q.T
 
     def unstable(self) -> bool:
         """Finite-time mode has no fixed point to lose; divergence shows in the loss."""

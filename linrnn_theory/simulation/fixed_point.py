@@ -20,7 +20,7 @@ import scipy.linalg as sla
 from ..lowrank import reduced_readout, stability_sign
 from ..network import Network
 from ..task import FixedPointTask
-from .basis import MappedBasis
+from .basis import FactoredDelta, MappedBasis
 
 __all__ = ["FixedPointEngine"]
 
@@ -43,7 +43,7 @@ def _cached_lu(W0: np.ndarray):
     return hit
 
 
-class FixedPointEngine:
+class FixedPointEngine(FactoredDelta):
     """Gradient descent on the fixed-point loss with ``Delta W`` in factored form.
 
     Parameters
@@ -123,28 +123,6 @@ class FixedPointEngine:
             self.n_solves += 1
         self.C = self.C + (lr * e) * np.outer(alpha, beta)
         self._last = None
-
-    # -- inspection ----------------------------------------------------------------
-    @property
-    def rank(self) -> tuple[int, int]:
-        """Dimensions ``(p, q)`` of the left and right bases."""
-        return self.U.n, self.V.n
-
-    def singular_values(self, k: int) -> np.ndarray:
-        """Top ``k`` singular values of ``Delta W`` (zero-padded)."""
-        out = np.zeros(k)
-        if self.C.size:
-            s = np.linalg.svd(self.C, compute_uv=False)[:k]
-            out[: s.size] = s
-        return out
-
-    def delta(self) -> np.ndarray:
-        """Dense ``Delta W = U C V^T``."""
-        return self.U.Q @ self.C @ self.V.Q.T
-
-    def weights(self) -> np.ndarray:
-        """Dense ``W = W0 + Delta W``."""
-        return self.net.W0 + self.delta()
 
     def unstable(self) -> bool:
         """True if ``det(I - W)`` changed sign, i.e. a real eigenvalue of W crossed 1."""
