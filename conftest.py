@@ -1,4 +1,4 @@
-"""Shared pytest configuration: hypothesis profiles.
+"""Shared pytest configuration (tests and doctests): hypothesis profiles, one BLAS thread.
 
 Profiles (select with the environment variable ``HYPOTHESIS_PROFILE``):
 
