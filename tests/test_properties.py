@@ -1231,3 +1231,31 @@ def test_series_checker_rejects_wrong_series():
         check_series_remainder(tt, ref.readout, wrong_beta.readout, c[K + 1], K, floor)
     with pytest.raises(AssertionError):
         check_series_remainder(tt, ref.readout, ser.readout * (1 + 1e-3), c[K + 1], K, floor)
+
+
+@pytest.mark.parametrize("k, rel", [(1, 1e-3), (2, 1e-3), (3, 1e-2)])
+def test_series_property_rejects_a_perturbed_generated_coefficient(monkeypatch, k, rel):
+    """Deliberately broken theory: one coefficient ``c_k`` of the generated series
+    (``_series_coefficients.readout_coefficients``, as ``predict(method="series")`` reads
+    it) scaled by ``1 + rel``. The series property of order 3 rejects it.
+
+    Sensitivity: the order-K check allows ``|c_{K+1}| tau~^(K+1) / 3``, so a relative error
+    ``rel`` of the *last* kept coefficient ``c_K`` is resolved where ``3 rel |c_K| >
+    |c_{K+1}| tau~`` at the smallest ``tau~`` of the window: ``rel >~ 3e-3`` for ``c_3`` at
+    ``g = 0.6`` (measured: ``1e-2`` exceeds the bound 3-fold, ``3e-3`` reaches 0.9 of it).
+    Lower coefficients carry lower powers of ``tau~`` and are resolved at ``1e-3``."""
+    g, zh, K = 0.6, 1.0, 3
+    tt, ref, ser, c, floor = series_case(g, zh, K)
+    check_series_remainder(tt, ref.readout, ser.readout, c[K + 1], K, floor)     # sanity
+    original = gen.readout_coefficients
+
+    def perturbed(zhat, beta):
+        cs = list(original(zhat, beta))
+        cs[k] = cs[k] * (1 + rel)
+        return cs
+    monkeypatch.setattr(gen, "readout_coefficients", perturbed)
+    bad = theory.predict(g=g, target=zh, tau=tt / beta_of(g) ** 2, method="series", order=K,
+                         outlier=False, grad_norm=False)
+    assert np.any(bad.readout != ser.readout)            # the patch reached the prediction
+    with pytest.raises(AssertionError):
+        check_series_remainder(tt, ref.readout, bad.readout, c[K + 1], K, floor)
