@@ -126,13 +126,18 @@ class Network:
         """
         if "abscissa" not in self._cache:
             H = 0.5 * (self.W0 + self.W0.T)
-            if self.N <= 600:
+            if not np.any(H):                    # W0 = 0 (g = 0): Lanczos has no start
+                val = 0.0
+            elif self.N <= 600:
                 val = float(np.linalg.eigvalsh(H)[-1])
             else:
-                from scipy.sparse.linalg import eigsh
+                from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
                 v0 = np.ones(self.N) / np.sqrt(self.N)
-                val = float(eigsh(H, k=1, which="LA", return_eigenvectors=False, tol=1e-10,
-                                  v0=v0)[0])
+                try:
+                    val = float(eigsh(H, k=1, which="LA", return_eigenvectors=False,
+                                      tol=1e-10, v0=v0)[0])
+                except (ArpackNoConvergence, ArpackError):
+                    val = float(np.linalg.eigvalsh(H)[-1])
             self._cache["abscissa"] = val
         return self._cache["abscissa"]
 

@@ -270,6 +270,20 @@ def test_unstable_w0_is_fine_in_bptt_mode():
     assert run.status in ("completed", "diverged")
 
 
+@pytest.mark.parametrize("g, stable", [(0.0, True), (0.5, True), (1.3, False)])
+def test_stability_check_above_the_lanczos_size(g, stable):
+    """N > 600 takes the Lanczos path of ``numerical_abscissa``; W0 = 0 (g = 0) gives it
+    no Krylov space (a regression: ARPACK stopped with "starting vector is zero")."""
+    net = lt.init_network(N=640, g=g, seed=3)
+    if stable:
+        net.check_stable()
+        assert net.numerical_abscissa() == pytest.approx(
+            np.linalg.eigvalsh(0.5 * (net.W0 + net.W0.T))[-1], abs=1e-9)
+    else:
+        with pytest.raises(ValueError, match="unstable"):
+            net.check_stable()
+
+
 # ------------------------------------------------------------ fast vs dense fixed point
 
 # (N, g, target, lr): paper learning rates, plus two large ones that drive the loss to
