@@ -13,7 +13,14 @@ Parts (select with ``--part``; each writes ``<out>/<part>.json`` and prints a ta
     of many networks (N = 1024, 2048, 4096; >= 8 seeds): times at which z reaches 50 % and
     90 % of z_hat (median over seeds, linear interpolation between epochs) and the largest
     gap between the seed-mean readout and the theory, for g in {0, 0.3, 0.6, 0.8} x
-    z_hat in {0.5, 1, 2}.
+    z_hat in {0.5, 1, 2}. Two references: the reduced ODE (gradient *flow*) and the same
+    large-N reduced model stepped by gradient descent with the simulation's own step
+    ("gd": removes the O(h) difference between descent and flow, so what remains is finite
+    N). Each gap comes with its sampling error: the largest ``|seed mean - theory| / sem``
+    over learning time (``sem`` = standard error of the seed mean at that time). The
+    readouts of every network are kept in ``<out>/large_n_runs.npz`` (keys
+    ``z_N<N>_g<g>_t<target>``, shape ``(seeds, epochs)``; ``tau`` per ``g``:
+    ``tau_g<g>``); ``--reuse`` recomputes the table from that file without simulating.
 ``observables``
     learning_time, dw_norm, mean_gradient_norm and shuffle_loss (ode and series) vs the
     seed average at N = 2048 for g in {0, 0.3, 0.6}, z_hat in {0.5, 1}.
@@ -137,14 +144,49 @@ def simulate_network(N, g, seed, targets, h, tau_tilde_max, observables=False):
     return out
 
 
+def run_key(N, g, zh):
+    return f"z_N{N}_g{g:g}_t{zh:g}"
+
+
+def descent_theory(g, zh, taus, depth):
+    """Readout of the large-N reduced model stepped by gradient descent on the grid
+    ``taus`` (constant step): the same discretisation as the simulation."""
+    from linrnn_theory.theory.large_n import large_n_model
+    from linrnn_theory.theory.reduced import reduced_readout
+    model = large_n_model(g, depth)
+    C = np.zeros(model.shape)
+    lr = float(taus[1] - taus[0])
+    z = np.empty(taus.size)
+    for k in range(taus.size):
+        z[k], x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
+        C = C + (lr * (zh - z[k])) * np.outer(x, y)
+    return z
+
+
 def large_n_part(args):
-    gs = [0.0, 0.3, 0.6, 0.8]
-    targets = [0.5, 1.0, 2.0]
-    jobs = [(N, g, s) for N in args.Ns for g in gs for s in range(args.seeds)]
-    res = Parallel(n_jobs=args.jobs, verbose=5)(
-        delayed(simulate_network)(N, g, s, targets, args.h, args.tau_tilde_max)
-        for N, g, s in jobs)
-    runs = [r for rr in res for r in rr]
+    gs = args.gs
+    targets = args.targets
+    store = Path(args.out) / "large_n_runs.npz"
+    if args.reuse:
+        with np.load(store) as f:
+            data = {k: f[k] for k in f.files}
+    else:
+        jobs = [(N, g, s) for N in args.Ns for g in gs for s in range(args.seeds)]
+        res = Parallel(n_jobs=args.jobs, verbose=5)(
+            delayed(simulate_network)(N, g, s, targets, args.h, args.tau_tilde_max)
+            for N, g, s in jobs)
+        runs = [r for rr in res for r in rr]
+        data = {}
+        for N in args.Ns:
+            for g in gs:
+                for zh in targets:
+                    data[run_key(N, g, zh)] = np.array(
+                        [r["readout"] for r in sorted(runs, key=lambda r: r["seed"])
+                         if r["N"] == N and r["g"] == g and r["target"] == zh])
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        tmp = store.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **data)
+        tmp.replace(store)
     rows = []
     for g in gs:
         b = beta_of(g)
@@ -155,14 +197,17 @@ def large_n_part(args):
                                    grad_norm=False)
             p_ser = theory.predict(g=g, target=zh, tau=taus, method="series", order=3,
                                    outlier=False)
-            th = {m: (crossing_time(taus, p.readout, .5 * zh), crossing_time(taus, p.readout, .9 * zh))
-                  for m, p in (("ode", p_ode), ("series3", p_ser))}
+            z_gd = descent_theory(g, zh, taus, p_ode.params["depth"])
+            th = {m: (crossing_time(taus, z, .5 * zh), crossing_time(taus, z, .9 * zh))
+                  for m, z in (("ode", p_ode.readout), ("series3", p_ser.readout),
+                               ("gd", z_gd))}
             for N in args.Ns:
-                zs = np.array([r["readout"] for r in runs
-                               if r["N"] == N and r["g"] == g and r["target"] == zh])
+                zs = data[run_key(N, g, zh)]
                 t50 = np.array([crossing_time(taus, z, .5 * zh) for z in zs])
                 t90 = np.array([crossing_time(taus, z, .9 * zh) for z in zs])
                 mean = zs.mean(axis=0)
+                sem = zs.std(axis=0, ddof=1) / np.sqrt(len(zs))
+                live = sem > 1e-12 * abs(zh)
                 conv = np.nonzero(0.5 * (zh - p_ode.readout) ** 2 < 0.05 * 0.5 * zh * zh)[0]
                 upto = conv[0] + 1 if conv.size else taus.size
                 row = {"g": g, "target": zh, "N": N, "seeds": len(zs),
@@ -170,9 +215,14 @@ def large_n_part(args):
                        "t50_spread": float(np.std(t50) / np.median(t50)),
                        "t50_ode": th["ode"][0], "t90_ode": th["ode"][1],
                        "t50_series3": th["series3"][0], "t90_series3": th["series3"][1],
+                       "t50_gd": th["gd"][0], "t90_gd": th["gd"][1],
                        "gap_ode": float(np.max(np.abs(mean - p_ode.readout)) / abs(zh)),
+                       "gap_gd": float(np.max(np.abs(mean - z_gd)) / abs(zh)),
+                       "gap_gd_rms": float(np.sqrt(np.mean((mean - z_gd) ** 2)) / abs(zh)),
+                       "gap_gd_zmax": float(np.max(np.abs(mean - z_gd)[live] / sem[live])),
+                       "sem_max": float(np.max(sem) / abs(zh)),
                        "gap_series3_to_conv": float(np.max(np.abs(mean[:upto] - p_ser.readout[:upto])) / abs(zh))}
-                for m in ("ode", "series3"):
+                for m in ("ode", "series3", "gd"):
                     row[f"err_t50_{m}"] = row[f"t50_{m}"] / row["t50_median"] - 1
                     row[f"err_t90_{m}"] = row[f"t90_{m}"] / row["t90_median"] - 1
                 rows.append(row)
@@ -218,6 +268,12 @@ def main(argv=None):
     ap.add_argument("--tau-tilde-max", type=float, default=2.5)
     ap.add_argument("--obs-N", type=int, default=2048)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--gs", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.8],
+                    help="large_n: gains (default 0 0.3 0.6 0.8)")
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                    help="large_n: targets (default 0.5 1 2)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="large_n: recompute the table from <out>/large_n_runs.npz")
     args = ap.parse_args(argv)
     out = Path(args.out)
     parts = ["instance", "large_n", "observables"] if args.part == "all" else [args.part]

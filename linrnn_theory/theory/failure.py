@@ -173,6 +173,11 @@ def critical_target(g: float, lr0: float | None = None, lr: float | None = None,
     """Smallest target ``z_c`` for which the reduced gradient descent diverges.
 
     Bisection on ``[lo, hi]`` (``inf`` if even ``hi`` is learned, ``lo`` if ``lo`` fails).
+    Near the boundary the set of failing targets need not be an interval: descent that
+    reaches the edge of stability (``lr S`` ~ 2) may or may not diverge depending on
+    details of its path, so the bisection returns *one* crossing of the boundary (measured:
+    at g = 0.6, lr0 = 0.002 the large-N descent diverges at ``target = 4`` while this returns
+    4.54). Check individual targets with :func:`predict_failure`.
 
     Examples
     --------
