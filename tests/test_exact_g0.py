@@ -33,10 +33,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg as sla
-from scipy.integrate import solve_ivp
 
 import linrnn_theory as lt
 from linrnn_theory import theory
+from linrnn_theory.simulation.dense import gradient_flow
 from linrnn_theory.nonlinear import limit_blas_threads
 
 TARGETS = (0.5, 1.0, 2.0, 4.0)
@@ -55,27 +55,19 @@ def _one_blas_thread():
 
 def full_gradient_flow(net: lt.Network, target: float, tau: np.ndarray, rtol: float = 1e-12):
     """Integrate ``dW/dtau = (z_hat - z) (I - W)^{-T} w m^T (I - W)^{-T}`` for the full N x N
-    matrix (dense LU per right-hand side). Returns readout, top-3 singular values of
-    ``Delta W``, the largest real eigenvalue of ``W`` and the gradient norm along ``tau``."""
+    matrix (:func:`linrnn_theory.simulation.dense.gradient_flow`, dense LU per right-hand
+    side). Returns readout, top-3 singular values of ``Delta W``, the largest real
+    eigenvalue of ``W`` and the gradient norm along ``tau``."""
     n = net.N
     eye = np.eye(n)
     W0, m, w = net.W0, net.m, net.w
-
-    def rhs(_t, s):
-        lu = sla.lu_factor(eye - W0 - s.reshape(n, n))
-        b = sla.lu_solve(lu, m)
-        a = sla.lu_solve(lu, w, trans=1)
-        return ((target - w @ b) * np.outer(a, b)).ravel()
-
     # absolute tolerance far below the entries of Delta W (O(1/N) in these units)
-    sol = solve_ivp(rhs, (0.0, float(tau[-1])), np.zeros(n * n), method="DOP853", t_eval=tau,
-                    rtol=rtol, atol=1e-16)
-    assert sol.status == 0, sol.message
+    dWs, _ = gradient_flow(net, target, tau, rtol=rtol, atol=1e-16)
     z = np.empty(tau.size)
     sv = np.empty((tau.size, 3))
     outlier = np.empty(tau.size)
     gnorm = np.empty(tau.size)
-    for i, d in enumerate(sol.y.T.reshape(tau.size, n, n)):
+    for i, d in enumerate(dWs):
         lu = sla.lu_factor(eye - W0 - d)
         b = sla.lu_solve(lu, m)
         a = sla.lu_solve(lu, w, trans=1)

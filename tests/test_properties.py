@@ -49,6 +49,7 @@ from scipy.integrate import solve_ivp
 
 import linrnn_theory as lt
 from linrnn_theory import theory
+from linrnn_theory.simulation.dense import gradient_flow
 from linrnn_theory.theory import _series_coefficients as gen
 from linrnn_theory.theory.traces import beta_of, moments
 
@@ -81,32 +82,21 @@ def initial_rate(net: lt.Network) -> float:
 def full_flow(net: lt.Network, target: float, tau: np.ndarray, rtol: float,
               atol: float = 1e-16) -> dict:
     """The fixed-point gradient flow ``dW/dtau = e a b^T`` for all ``N^2`` entries of
-    ``Delta W`` (DOP853, a dense LU of ``I - W`` per right-hand side). Knows nothing of
-    chains, ranks or closed forms. Returns the readout, the top 4 singular values of
-    ``Delta W`` and ``cond(I - W)`` along ``tau``."""
-    n = net.N
-    eye = np.eye(n)
-    W0, m, w = net.W0, net.m, net.w
-
-    def rhs(_t, s):
-        lu = sla.lu_factor(eye - W0 - s.reshape(n, n))
-        bb = sla.lu_solve(lu, m)
-        aa = sla.lu_solve(lu, w, trans=1)
-        return ((target - w @ bb) * np.outer(aa, bb)).ravel()
-
-    sol = solve_ivp(rhs, (0.0, float(tau[-1])), np.zeros(n * n), method="DOP853", t_eval=tau,
-                    rtol=rtol, atol=atol)
-    assert sol.status == 0, sol.message
+    ``Delta W`` (:func:`linrnn_theory.simulation.dense.gradient_flow`: DOP853, a dense LU
+    of ``I - W`` per right-hand side). Knows nothing of chains, ranks or closed forms.
+    Returns the readout, the top 4 singular values of ``Delta W`` and ``cond(I - W)``
+    along ``tau``."""
+    dWs, nfev = gradient_flow(net, target, tau, rtol=rtol, atol=atol)
     z = np.empty(tau.size)
     sv = np.zeros((tau.size, 4))
     cond = np.empty(tau.size)
     ab = np.empty(tau.size)
-    for i, d in enumerate(sol.y.T.reshape(tau.size, n, n)):
-        z[i], aa, bb, _, cond[i] = resolvent_data(W0 + d, net)
+    for i, d in enumerate(dWs):
+        z[i], aa, bb, _, cond[i] = resolvent_data(net.W0 + d, net)
         ab[i] = np.linalg.norm(aa) * np.linalg.norm(bb)
         s = np.linalg.svd(d, compute_uv=False)[:4]
         sv[i, : s.size] = s
-    return {"z": z, "sv": sv, "cond": cond, "ab": ab, "tau": tau, "nfev": int(sol.nfev)}
+    return {"z": z, "sv": sv, "cond": cond, "ab": ab, "tau": tau, "nfev": nfev}
 
 
 def norm_product(net: lt.Network) -> float:

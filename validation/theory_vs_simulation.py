@@ -38,12 +38,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg as sla
 from joblib import Parallel, delayed
-from scipy.integrate import solve_ivp
 
 import linrnn_theory as lt
 from linrnn_theory import theory
+from linrnn_theory.simulation.dense import gradient_flow
 from linrnn_theory._io import atomic_write_json
 from linrnn_theory.simulation.fixed_point import FixedPointEngine
 from linrnn_theory.theory.traces import beta_of
@@ -51,25 +50,16 @@ from linrnn_theory.theory.traces import beta_of
 
 # ----------------------------------------------------------------------------- instance
 def full_flow(net, target, taus, rtol=1e-11):
-    """Independent reference: the N x N gradient flow integrated directly."""
+    """Independent reference: the N x N gradient flow integrated directly
+    (:func:`linrnn_theory.simulation.dense.gradient_flow`)."""
     N = net.N
     eye = np.eye(N)
-
-    def rhs(_t, y):
-        W = net.W0 + y.reshape(N, N)
-        lu = sla.lu_factor(eye - W)
-        b = sla.lu_solve(lu, net.m)
-        a = sla.lu_solve(lu, net.w, trans=1)
-        return ((target - net.w @ b) * np.outer(a, b)).ravel()
-
-    sol = solve_ivp(rhs, (0.0, taus[-1]), np.zeros(N * N), method="DOP853", t_eval=taus,
-                    rtol=rtol, atol=1e-14)
+    dWs, nfev = gradient_flow(net, target, taus, rtol=rtol, atol=1e-14)
     z, sv = [], []
-    for k in range(taus.size):
-        dW = sol.y[:, k].reshape(N, N)
+    for dW in dWs:
         z.append(net.w @ np.linalg.solve(eye - net.W0 - dW, net.m))
         sv.append(np.linalg.svd(dW, compute_uv=False)[:2])
-    return np.array(z), np.array(sv), int(sol.nfev)
+    return np.array(z), np.array(sv), nfev
 
 
 def instance_case(g, zh, N=256, seed=0):

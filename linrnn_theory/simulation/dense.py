@@ -5,6 +5,9 @@
 * :func:`fixed_point_loss_grad`: ``z = w^T (I - W)^{-1} m`` with a dense LU solve and the
   closed-form gradient ``dL/dW = -(z_hat - z) a b^T``, ``a = (I - W)^{-T} w``,
   ``b = (I - W)^{-1} m``.
+* :func:`gradient_flow`: the fixed-point gradient flow ``dW/dtau = (z_hat - z) a b^T``
+  integrated for all ``N^2`` entries of ``Delta W`` (scipy DOP853): the reference the
+  reduced ODEs and closed forms of :mod:`linrnn_theory.theory` are checked against.
 
 Both cost O(N^2 T) or O(N^3) per call and do nothing clever on purpose.
 """
@@ -18,7 +21,7 @@ from ..network import Network
 from ..task import FixedPointTask
 
 __all__ = ["euler_states", "bptt_loss", "bptt_loss_grad", "fixed_point_loss_grad",
-           "fixed_point_readout"]
+           "fixed_point_readout", "gradient_flow"]
 
 
 def euler_states(W: np.ndarray, net: Network, task: FixedPointTask) -> np.ndarray:
@@ -139,6 +142,63 @@ def fixed_point_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
     z = c * float(net.w @ b)
     e = task.target - z
     return 0.5 * e * e, -(e * c) * np.outer(a, b), z
+
+
+def gradient_flow(net: Network, target: float, tau, rtol: float = 1e-11,
+                  atol: float = 1e-16) -> tuple[np.ndarray, int]:
+    """Fixed-point gradient flow of the full ``N x N`` weight change.
+
+    Integrates ``dDelta W/dtau = (z_hat - z) a b^T`` (``a = (I - W)^{-T} w``,
+    ``b = (I - W)^{-1} m``, ``W = W0 + Delta W``, ``Delta W(0) = 0``) with scipy's DOP853,
+    one dense LU of ``I - W`` per right-hand side: O(N^3) per evaluation and nothing
+    clever, so that it can serve as the reference for the reduced ODEs.
+
+    Parameters
+    ----------
+    net : Network
+    target : float
+        ``z_hat``.
+    tau : array_like
+        Increasing learning times, starting at or after 0, where ``Delta W`` is returned.
+    rtol, atol : float
+        Tolerances of the integrator (``atol`` far below the O(1/N) entries of ``Delta W``).
+
+    Returns
+    -------
+    (dW, nfev) : ``Delta W`` at each ``tau``, shape ``(len(tau), N, N)``, and the number of
+    right-hand-side evaluations.
+
+    Raises
+    ------
+    RuntimeError
+        If the integrator fails (e.g. ``I - W`` becomes singular).
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network
+    >>> net = init_network(N=6, g=0.0, seed=0)
+    >>> dW, nfev = gradient_flow(net, 1.0, [0.0, 0.5])
+    >>> dW.shape, bool(np.all(dW[0] == 0)), int(np.linalg.matrix_rank(dW[1]))
+    ((2, 6, 6), True, 2)
+    """
+    from scipy.integrate import solve_ivp
+
+    tau = np.asarray(tau, dtype=float)
+    n = net.N
+    eye = np.eye(n)
+    W0, m, w = net.W0, net.m, net.w
+
+    def rhs(_t, s):
+        lu = sla.lu_factor(eye - W0 - s.reshape(n, n), check_finite=False)
+        b = sla.lu_solve(lu, m)
+        a = sla.lu_solve(lu, w, trans=1)
+        return ((target - w @ b) * np.outer(a, b)).ravel()
+
+    sol = solve_ivp(rhs, (0.0, float(tau[-1])), np.zeros(n * n), method="DOP853",
+                    t_eval=tau, rtol=rtol, atol=atol)
+    if sol.status != 0:
+        raise RuntimeError(f"gradient flow integration failed: {sol.message}")
+    return sol.y.T.reshape(tau.size, n, n), int(sol.nfev)
 
 
 class DenseEngine:
