@@ -375,9 +375,15 @@ def transient_bound(W: np.ndarray, net: lt.Network, task: lt.FixedPointTask) -> 
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     nm, nw = float(np.linalg.norm(net.m)), float(np.linalg.norm(net.w))
     n = task.decision_steps() - task.n_fixation
-    dz = abs(c) * na * kappa_v * rho ** n * nm
-    dg = abs(c) * R2 * kappa_v * rho ** (n - 1.0) * nw * (nb + dt * (n - 1) * kappa_v * nm)
-    bound = float(np.max(dz * (abs(c) * na * nb + dg) + abs(z_star - zh) * dg))
+    # rho >= 1 (an Euler step that does not contract, e.g. complex eigenvalues far from the
+    # real axis with dt = 1): the bound grows with T and may overflow to inf, which is the
+    # honest answer ("no bound"); steps_for then gives up and the example is discarded
+    with np.errstate(over="ignore", invalid="ignore"):
+        dz = abs(c) * na * kappa_v * rho ** n * nm
+        dg = abs(c) * R2 * kappa_v * rho ** (n - 1.0) * nw * (nb + dt * (n - 1) * kappa_v * nm)
+        bound = float(np.max(dz * (abs(c) * na * nb + dg) + abs(z_star - zh) * dg))
+    if not math.isfinite(bound):                 # inf, or 0 * inf at z* = z_hat
+        return math.inf
     scale = abs(c) * na * nb * (abs(z_star - zh) + abs(c) * na * nm * kappa_v)
     return bound + 2.0 * task.n_steps * N * EPS * kappa_v * scale
 
