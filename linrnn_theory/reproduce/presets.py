@@ -172,12 +172,14 @@ FULL = Preset(
     cosine=CosineParams(N=256, seeds=(0, 1, 2)),
     nonlinear=NONLINEAR_FULL,
     notes={"fig3": "N = 1024, finite-time task (bptt), 5 seeds; singular values every 2 "
-                   "epochs", "fig4": "N = 1024, finite-time task (bptt), 5 seeds"},
+                   "epochs", "fig4": "N = 1024, finite-time task (bptt), 5 seeds",
+           "nonlinear": "N = 256, the paper's g grid and epochs, 5 seeds"},
 )
 
-#: Small and fast: all four linear figures in under 3 minutes on 2 cores (measured in
-#: docs/reproduce.md). Fig. 3 keeps the finite-time task (N = 256, 3 seeds); Fig. 4 uses the
-#: fixed-point limit (fast engine) at N = 256 with 3 seeds and g = 0, 0.3, 0.6, 0.9.
+#: Small and fast: all four linear figures in under a minute on an idle 2-core machine
+#: (measured in docs/results.md). Fig. 3 keeps the finite-time task (N = 256, 3 seeds);
+#: Fig. 4 uses the fixed-point limit (fast engine) at N = 256 with 3 seeds and
+#: g = 0, 0.3, 0.6, 0.9.
 QUICK = Preset(
     name="quick",
     fig3=LinearSweep(N=256, g_values=(0.0, 0.6), targets=(0.5, 2.0), seeds=(0, 1, 2),
@@ -192,7 +194,9 @@ QUICK = Preset(
                    "(paper 0, 0.1, ..., 0.9), fixed-point limit instead of the finite-time "
                    "task",
            "diverge": "N = 128 (paper 256), 1 seed",
-           "cosine": "N = 128 (paper 256), 1 seed"},
+           "cosine": "N = 128 (paper 256), 1 seed",
+           "nonlinear": "N = 64 (paper 256), g in {0, 0.9, 1.8}, 1 seed (paper 5), "
+                        "500 / 600 / 800 epochs, lr = 0.035/N (paper 0.05/N)"},
 )
 
 #: Smoke-test sizes (seconds); not a reproduction.
