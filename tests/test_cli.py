@@ -373,3 +373,35 @@ def test_installed_program_error_contract(tmp_path):
     assert good.returncode == 0, good.stderr
     assert good.stderr == ""
     assert json.loads(out.read_text())["stop_epoch"] == 3
+
+
+# ---------------------------------------------------------------------------- bench
+
+def test_bench_writes_json_with_the_documented_schema(tmp_path, capsys):
+    """Small sizes: the schema of docs/formats.md, both modes, loss curves of fast and
+    dense engines equal to round-off, and the BLAS thread count recorded."""
+    out = tmp_path / "bench.json"
+    rc = cli.main(["bench", "--N", "24", "32", "--g", "0.5", "--epochs", "4", "--mode",
+                   "both", "--blas-threads", "1", "--out", str(out)])
+    assert rc == 0
+    assert "1 BLAS thread" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "linrnn-theory/bench/1"
+    assert doc["params"]["blas_threads"] == 1 and doc["params"]["Ns"] == [24, 32]
+    assert {(r["mode"], r["N"], r["engine"]) for r in doc["results"]} == {
+        (m, n, e) for m in ("fixed_point", "bptt") for n in (24, 32) for e in ("fast", "dense")}
+    assert len(doc["comparisons"]) == 4
+    for c in doc["comparisons"]:
+        assert c["compared_epochs"] == 4 and c["max_rel_loss_diff"] < 1e-9
+    assert set(doc["growth_exponents"]) == {"fixed_point/fast", "fixed_point/dense",
+                                            "bptt/fast", "bptt/dense"}
+
+
+@pytest.mark.parametrize("extra, needle", [(["--blas-threads", "0"], "blas-threads"),
+                                           (["--epochs", "0"], "epochs"),
+                                           (["--N", "1"], "N")])
+def test_bench_bad_input_one_line_exit_2(extra, needle, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = cli.main(["bench", "--N", "24", "--epochs", "2", *extra, "--out", str(out)])
+    _assert_one_line_error(rc, capsys.readouterr().err, "bench", needle)
+    assert list(tmp_path.iterdir()) == []

@@ -29,12 +29,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="epochs of the dense baselines for N > 1024 (default 20)")
     p.add_argument("--mode", choices=["fixed-point", "bptt", "both"], default="both")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads for both the fast engines and the baselines (default 1: "
+                        "a per-core comparison; the dense baselines gain ~1.8x from a second "
+                        "thread on this 2-core machine, the fast engines nothing)")
     add_out(p, "the benchmark as JSON (schema linrnn-theory/bench/1)")
     return p
 
 
 def run(args) -> int:
     """Run the benchmark."""
+    from .._blas import limit_blas_threads
     from .._checks import check_int
     from .._io import atomic_write_json
     from ..benchmark import bench, format_table
@@ -43,17 +48,20 @@ def run(args) -> int:
     for n in args.N:
         check_int("N", n, minimum=2)
     check_int("epochs", args.epochs, minimum=1)
+    threads = check_int("blas-threads", args.blas_threads, minimum=1)
     modes = {"fixed-point": ("fixed_point",), "bptt": ("bptt",),
              "both": ("fixed_point", "bptt")}[args.mode]
     runs = []
-    for g in args.g:
-        res = bench(Ns=tuple(args.N), g=g, target=args.target, lr0=args.lr0,
-                    epochs=args.epochs,
-                    dense_epochs={n: args.dense_epochs_large for n in args.N if n > 1024},
-                    seed=args.seed, modes=modes, progress=True)
-        print(f"\ng = {g}")
-        print(format_table(res))
-        runs.append(res)
+    with limit_blas_threads(threads):
+        for g in args.g:
+            res = bench(Ns=tuple(args.N), g=g, target=args.target, lr0=args.lr0,
+                        epochs=args.epochs,
+                        dense_epochs={n: args.dense_epochs_large for n in args.N if n > 1024},
+                        seed=args.seed, modes=modes, progress=True)
+            res["params"]["blas_threads"] = threads
+            print(f"\ng = {g}  ({threads} BLAS thread{'s' if threads > 1 else ''})")
+            print(format_table(res))
+            runs.append(res)
     if out is not None:
         atomic_write_json(out, runs[0] if len(runs) == 1 else
                           {"schema": "linrnn-theory/bench-set/1", "runs": runs})
