@@ -31,8 +31,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads for both the fast engines and the baselines (default 1: "
-                        "a per-core comparison; the dense baselines gain ~1.8x from a second "
-                        "thread on this 2-core machine, the fast engines nothing)")
+                        "a per-core comparison; on a 2-core machine the dense bptt baseline "
+                        "gains 1.4-1.8x from a second thread, the fast engines nothing)")
     add_out(p, "the benchmark as JSON (schema linrnn-theory/bench/1)")
     return p
 
