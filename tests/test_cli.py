@@ -14,7 +14,6 @@ import pytest
 
 import linrnn_theory as lt
 from linrnn_theory import cli, theory
-from linrnn_theory.nonlinear.rnn import limit_blas_threads
 
 RUN_KEYS = {"schema", "params", "status", "message", "stop_epoch", "converged_epoch", "tau",
             "loss", "readout", "grad_norm", "record_epochs", "singular_values", "cli",
@@ -25,13 +24,6 @@ THIRD_ORDER = "zhat*(8*beta*zhat**2 + 1)/6"   # PAPER.md section 4, coefficient 
 
 SIM = ["simulate", "--N", "16", "--g", "0.5", "--target", "1", "--lr0", "0.009",
        "--epochs", "5"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_blas_thread():
-    """Small products: one BLAS thread keeps the runtime predictable on 2 shared cores."""
-    with limit_blas_threads(1):
-        yield
 
 
 def _assert_one_line_error(rc: int, err: str, cmd: str | None, *needles: str) -> None:

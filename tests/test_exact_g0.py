@@ -37,20 +37,10 @@ import scipy.linalg as sla
 import linrnn_theory as lt
 from linrnn_theory import theory
 from linrnn_theory.simulation.dense import gradient_flow
-from linrnn_theory.nonlinear import limit_blas_threads
 
 TARGETS = (0.5, 1.0, 2.0, 4.0)
 N = 96                  # full flow: N^2 = 9216 ODE variables, ~1 s per trajectory
 REL_TOL = 1e-6          # the issue's requirement (see the error budget above)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small dense algebra: two OpenBLAS threads spin-wait and run several times slower as
-    soon as another process occupies a core of this 2-core machine (see
-    ``linrnn_theory.nonlinear.limit_blas_threads``)."""
-    with limit_blas_threads(1):
-        yield
 
 
 def full_gradient_flow(net: lt.Network, target: float, tau: np.ndarray, rtol: float = 1e-12):

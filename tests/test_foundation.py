@@ -14,21 +14,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import linrnn_theory as lt
-from linrnn_theory.nonlinear.rnn import limit_blas_threads
 
 #: The paper's learning rates, lr = lr0 (1 - g^2)^2 (PAPER.md section 4).
 PAPER_LR0 = {0.5: 0.015, 1.0: 0.009, 2.0: 0.003}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_blas_thread():
-    """The per-step products here are small (N <= 128); with two OpenBLAS threads on a
-    2-core CI machine they slow down by up to ~100x as soon as another process holds a
-    core (spin-waiting BLAS threads). One thread keeps the runtime predictable; it does not
-    change any result beyond rounding order (every comparison below is within one run
-    configuration or uses tolerances far above rounding)."""
-    with limit_blas_threads(1):
-        yield
 
 
 def paper_lr(g: float, target: float) -> float:

@@ -22,7 +22,6 @@ from derivations.exact_g0 import g0_series, verify_closed_form
 from derivations.flow_series import symbolic_series
 from derivations.generate import derive_all
 from linrnn_theory import theory
-from linrnn_theory.nonlinear import limit_blas_threads
 from linrnn_theory.theory import _series_coefficients as gen
 from linrnn_theory.theory import series as ser
 from linrnn_theory.theory.traces import beta_of
@@ -33,15 +32,6 @@ B = sp.Symbol("beta", positive=True)
 TT = sp.Symbol("tau_tilde", nonnegative=True)
 STORED = ("readout", "sigma1", "sigma2", "outlier_g0", "ab_norm_sq", "shuffled_readout")
 DERIVE_ORDER = 5                          # re-derivation order (~17 s; the module holds 8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small dense algebra: two OpenBLAS threads spin-wait and run several times slower as
-    soon as another process occupies a core of this 2-core machine (see
-    ``linrnn_theory.nonlinear.limit_blas_threads``)."""
-    with limit_blas_threads(1):
-        yield
 
 
 def stored(key: str) -> list[sp.Expr]:

@@ -33,7 +33,6 @@ import sympy as sp
 from derivations.free_probability import (beta, canonical_word, g, lam, moment_sequences,
                                           nc_count, nc_trace_series, psi_sequence,
                                           word_trace, words_up_to)
-from linrnn_theory.nonlinear import limit_blas_threads
 from linrnn_theory.theory import traces
 
 _spec = importlib.util.spec_from_file_location(
@@ -43,15 +42,6 @@ _spec.loader.exec_module(check_traces)
 
 WORDS = words_up_to(6)
 ORDER = 8
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small dense algebra: two OpenBLAS threads spin-wait and run several times slower as
-    soon as another process occupies a core of this 2-core machine (see
-    ``linrnn_theory.nonlinear.limit_blas_threads``)."""
-    with limit_blas_threads(1):
-        yield
 
 
 def taylor(expr: sp.Expr, order: int) -> list[sp.Rational]:

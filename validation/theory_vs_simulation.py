@@ -141,16 +141,13 @@ def run_key(N, g, zh):
 def descent_theory(g, zh, taus, depth):
     """Readout of the large-N reduced model stepped by gradient descent on the grid
     ``taus`` (constant step): the same discretisation as the simulation."""
+    from linrnn_theory.theory.failure import reduced_descent
     from linrnn_theory.theory.large_n import large_n_model
-    from linrnn_theory.theory.reduced import reduced_readout
-    model = large_n_model(g, depth)
-    C = np.zeros(model.shape)
-    lr = float(taus[1] - taus[0])
-    z = np.empty(taus.size)
-    for k in range(taus.size):
-        z[k], x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
-        C = C + (lr * (zh - z[k])) * np.outer(x, y)
-    return z
+    run = reduced_descent(g, zh, float(taus[1] - taus[0]), taus.size,
+                          model=large_n_model(g, depth))
+    if run["status"] == "diverged":
+        raise RuntimeError(f"reduced descent diverged at g = {g}, target = {zh}")
+    return run["readout"]
 
 
 def large_n_part(args):

@@ -87,15 +87,21 @@ def reduced_descent(g: float, target: float, lr: float, epochs: int, model=None)
 
     Returns
     -------
-    dict with ``loss`` (per epoch), ``lr_sharpness`` (``lr S`` per epoch), ``status``
-    ("converged" once the loss is below ``1e-3 L0``, "diverged" or "running"),
-    ``diverged_epoch``.
+    dict with ``loss`` and ``readout`` (per epoch, before that epoch's step),
+    ``lr_sharpness`` (``lr S`` per epoch), ``status`` ("converged" once the loss is below
+    ``1e-3 L0``, "diverged" or "running"), ``diverged_epoch``.
+
+    Examples
+    --------
+    >>> run = reduced_descent(0.5, 1.0, lr=0.05, epochs=200)
+    >>> run["status"], round(float(run["readout"][-1]), 6)
+    ('converged', 1.0)
     """
     model = model or _model(g, target)
     p, q = model.shape
     C = np.zeros((p, q))
     L0 = 0.5 * target ** 2
-    loss, lrs = [], []
+    loss, lrs, zs = [], [], []
     status, dep = "running", None
     for ep in range(epochs):
         z, x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
@@ -106,6 +112,7 @@ def reduced_descent(g: float, target: float, lr: float, epochs: int, model=None)
             break
         gn = model.grad_norm(C, target)
         loss.append(L)
+        zs.append(z)
         lrs.append(lr * (gn / abs(e)) ** 2 if e != 0 else np.nan)
         C = C + (lr * e) * np.outer(x, y)
         if stability_sign(C, model.A) <= 0:
@@ -115,7 +122,8 @@ def reduced_descent(g: float, target: float, lr: float, epochs: int, model=None)
     lrs = np.array(lrs)
     if status != "diverged" and loss.size and loss[-1] < 1e-3 * L0:
         status = "converged"
-    return {"loss": loss, "lr_sharpness": lrs, "status": status, "diverged_epoch": dep}
+    return {"loss": loss, "readout": np.array(zs), "lr_sharpness": lrs, "status": status,
+            "diverged_epoch": dep}
 
 
 def predict_failure(g: float, target: float, lr0: float | None = None, lr: float | None = None,
