@@ -212,9 +212,13 @@ def test_cli_set_is_validated_before_anything_is_created(setting, msg, capsys, t
 
 def test_every_preset_is_valid():
     from linrnn_theory.reproduce.presets import PRESETS, validate_preset
+    from linrnn_theory.sweep.cache import canonical_json
     for preset in PRESETS.values():
         checked = validate_preset(preset)
         assert checked.as_dict() == preset.as_dict()
+        for name in FIGURES[:4]:                 # same task parameters, same cache keys
+            mod = figure_module(name)
+            assert canonical_json(mod.tasks(checked)) == canonical_json(mod.tasks(preset))
 
 
 def test_library_validates_preset_before_creating_out(tmp_path):
@@ -275,7 +279,8 @@ def test_rerun_of_one_figure_keeps_the_others(tiny_out, tmp_path):
     assert json.loads((d / "manifest.json").read_text()) == json.loads(json.dumps(man))
     text = (d / "report.md").read_text()
     sections = split_report(text)
-    assert list(sections) == ["fig3", "diverge", "nonlinear", "cosine"]
+    assert list(sections) == ["fig3", "diverge", "cosine", "nonlinear"]
+    assert list(man["figures"]) == ["fig3", "diverge", "cosine", "nonlinear"]
     assert sections["fig3"].startswith("## Fig. 3")
     assert text.count("## Fig. 3") == 1 and "kept from earlier runs" in text
 

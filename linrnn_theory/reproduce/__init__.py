@@ -275,8 +275,10 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
             "preset": pre.name, "command": command}
         files += [file_entry(p, out) for p in paths]
     kept_info, kept_sections, kept_files = previous_figures(out, exclude=names)
-    fig_info = {**kept_info, **fig_info}
-    sections = {**kept_sections, **sections}
+    fig_info = {n: ({**kept_info, **fig_info})[n] for n in FIGURES
+                if n in kept_info or n in fig_info}          # in the order of FIGURES
+    sections = {n: ({**kept_sections, **sections})[n] for n in FIGURES
+                if n in kept_sections or n in sections}
     files = kept_files + files
     recovered = outcome.recovered
     total = time.perf_counter() - t_start
