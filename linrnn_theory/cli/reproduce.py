@@ -131,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
                     scheduler=args.scheduler, fresh=args.fresh,
                     progress=not args.no_progress, command=command)
     sw = doc["sweep"]
+    written = 1 + sum(len(doc["figures"][n]["files"]) for n in figures)   # + report.md
     print(f"reproduce: {sw['tasks']} tasks ({sw['computed']} computed, {sw['reused']} "
-          f"reused) in {doc['timings_s']['total']:.1f} s; wrote {len(doc['files'])} files "
+          f"reused) in {doc['timings_s']['total']:.1f} s; wrote {written} files "
           f"to {args.out} (report.md, manifest.json)")
     recovered = sw.get("recovered_cache_files", [])
     if recovered:
