@@ -176,3 +176,147 @@ def test_cli_help(capsys):
     out = capsys.readouterr().out
     for opt in ("--quick", "--full", "--out", "--jobs", "--backend", "--scheduler", "--fresh"):
         assert opt in out
+
+
+# -- validation before anything runs or is created -----------------------------------------
+
+@pytest.mark.parametrize("setting, msg", [
+    ("fig3.N=abc", "fig3.N must be an integer >= 1, got 'abc'"),
+    ("fig3.N=0", "fig3.N must be an integer >= 1, got 0"),
+    ("fig3.N=2.5", "fig3.N must be an integer"),
+    ("fig4.g_values=[0,1.5]", "fig4.g_values must be a non-empty list of gains"),
+    ("fig4.seeds=[]", "fig4.seeds must be a non-empty list"),
+    ("fig3.mode=euler", "fig3.mode must be one of 'bptt', 'fixed_point'"),
+    ("fig3.dt=0", "fig3.dt must be a finite number > 0"),
+    ("fig3.dt=20", "fig3.dt must be smaller than fig3.t_max"),
+    ("fig3.targets=[3]", "fig3.lr0 has no rate for target(s) 3"),
+    ("fig4.conv_rel=1", "fig4.conv_rel must be a finite number > 0 and < 1"),
+    ("diverge.critical_target=1", "diverge.critical_target must be true or false"),
+    ("cosine.g_values=[0.5]", "cosine.lrs has no rate for gain(s) 0.5"),
+    ("cosine.epochs=-3", "cosine.epochs must be an integer >= 1"),
+    ("nonlinear.epochs={\"romo\":0}", "nonlinear.epochs must be an object"),
+    ("nonlinear.batch=0", "nonlinear.batch must be an integer >= 1"),
+    ("fig3.nope=1", "unknown field fig3.nope"),
+])
+def test_cli_set_is_validated_before_anything_is_created(setting, msg, capsys, tmp_path):
+    from linrnn_theory.cli import main
+    out = tmp_path / "o"
+    code = main(["reproduce", "fig3", "--tiny", "--jobs", "1", "--no-progress",
+                 "--out", str(out), "--set", setting])
+    cap = capsys.readouterr()
+    assert code == 2
+    assert cap.err.count("\n") == 1 and cap.err.startswith("linrnn-theory reproduce: error:")
+    assert msg in cap.err and "Traceback" not in cap.err
+    assert not out.exists() and cap.out == ""
+
+
+def test_every_preset_is_valid():
+    from linrnn_theory.reproduce.presets import PRESETS, validate_preset
+    from linrnn_theory.sweep.cache import canonical_json
+    for preset in PRESETS.values():
+        checked = validate_preset(preset)
+        assert checked.as_dict() == preset.as_dict()
+        for name in FIGURES[:4]:                 # same task parameters, same cache keys
+            mod = figure_module(name)
+            assert canonical_json(mod.tasks(checked)) == canonical_json(mod.tasks(preset))
+
+
+def test_library_validates_preset_before_creating_out(tmp_path):
+    from linrnn_theory.reproduce.presets import with_overrides
+    bad = with_overrides(TINY, check=False, cosine={"N": 0})
+    with pytest.raises(ValueError, match=r"cosine\.N must be an integer >= 1, got 0"):
+        reproduce(["cosine"], bad, tmp_path / "o", jobs=1, progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_dask_missing_fails_before_anything(monkeypatch, capsys, tmp_path):
+    import sys
+    from linrnn_theory.cli import main
+    monkeypatch.setitem(sys.modules, "distributed", None)      # import fails
+    out = tmp_path / "o"
+    code = main(["reproduce", "cosine", "--tiny", "--backend", "dask", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert code == 2
+    assert cap.err.count("\n") == 1 and "'distributed'" in cap.err and "--backend" in cap.err
+    assert not out.exists()
+
+
+def test_cli_out_is_a_file(capsys, tmp_path):
+    from linrnn_theory.cli import main
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["reproduce", "cosine", "--tiny", "--out", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out must be a folder" in err
+    assert f.read_text() == "x"
+
+
+# -- merging with what an earlier run left in --out ----------------------------------------
+
+def _copy_out(tiny_out, tmp_path):
+    import shutil
+    src, _ = tiny_out
+    dst = tmp_path / "D"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_rerun_of_one_figure_keeps_the_others(tiny_out, tmp_path):
+    from linrnn_theory.reproduce.report import split_report
+    d = _copy_out(tiny_out, tmp_path)
+    (d / "fig4.png").unlink()                 # fig4 is no longer complete: dropped
+    man = reproduce(["cosine"], "tiny", d, jobs=1, progress=False, command="second")
+    assert set(man["figures"]) == {"fig3", "diverge", "cosine", "nonlinear"}
+    assert man["figures"]["cosine"]["command"] == "second"
+    assert man["figures"]["fig3"]["command"] == "test"
+    paths = [f["path"] for f in man["files"]]
+    assert len(paths) == len(set(paths))
+    for p in ("fig3.png", "diverge.png", "cosine.png", "data/fig3.npz", "report.md"):
+        assert p in paths
+    assert not any(p.startswith("fig4") for p in paths)
+    for f in man["files"]:
+        assert hashlib.sha256((d / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    assert json.loads((d / "manifest.json").read_text()) == json.loads(json.dumps(man))
+    text = (d / "report.md").read_text()
+    sections = split_report(text)
+    assert list(sections) == ["fig3", "diverge", "cosine", "nonlinear"]
+    assert list(man["figures"]) == ["fig3", "diverge", "cosine", "nonlinear"]
+    assert sections["fig3"].startswith("## Fig. 3")
+    assert text.count("## Fig. 3") == 1 and "kept from earlier runs" in text
+
+
+def test_unreadable_old_manifest_is_replaced(tiny_out, tmp_path):
+    d = _copy_out(tiny_out, tmp_path)
+    (d / "manifest.json").write_text("{not json")
+    man = reproduce(["cosine"], "tiny", d, jobs=1, progress=False)
+    assert list(man["figures"]) == ["cosine"]
+
+
+# -- recovered cache files ----------------------------------------------------------------
+
+def test_recovered_cache_file_is_reported(tiny_out, tmp_path, capsys):
+    from linrnn_theory.cli import main
+    from linrnn_theory.sweep import Task
+    d = _copy_out(tiny_out, tmp_path)
+    mod = figure_module("cosine")
+    p0 = mod.tasks(TINY)[0]
+    key = Task(f"{mod.__name__}:run_task", p0, mod.code_version(p0["kind"])).key
+    f = d / "cache" / f"{key}.npz"
+    f.write_bytes(f.read_bytes()[:100])                    # truncated
+    assert main(["reproduce", "cosine", "--tiny", "--jobs", "1", "--no-progress",
+                 "--out", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "1 unusable cache file(s)" in out and f"{key}.npz.corrupt" in out
+    man = json.loads((d / "manifest.json").read_text())
+    rec = man["sweep"]["recovered_cache_files"]
+    assert [r["key"] for r in rec] == [key] and rec[0]["file"] == f"{key}.npz.corrupt"
+    assert man["sweep"]["recovered"] == 1 and man["sweep"]["computed"] == 1
+    assert f"`{key}.npz.corrupt`" in (d / "report.md").read_text()
+    assert sorted(p.name for p in (d / "cache").glob("*.corrupt")) == [f"{key}.npz.corrupt"]
+    # a clean rerun says nothing about it
+    assert main(["reproduce", "cosine", "--tiny", "--jobs", "1", "--no-progress",
+                 "--out", str(d)]) == 0
+    assert "unusable" not in capsys.readouterr().out
+    man = json.loads((d / "manifest.json").read_text())
+    assert man["sweep"]["recovered_cache_files"] == []
+    assert "recovered cache files" not in (d / "report.md").read_text()

@@ -236,3 +236,22 @@ def test_dask_matches_default_backend(tmp_path):
     # and both equal the serial computation in this process
     ser = run_tasks(tasks, tmp_path / "serial", jobs=1, progress=False)
     _assert_identical(ref.results, ser.results)
+
+
+def test_recovered_cache_files_are_counted_and_only_the_latest_kept(tmp_path):
+    tasks = _tasks(2)
+    run_tasks(tasks, tmp_path, jobs=1, progress=False)
+    p = tmp_path / f"{tasks[0].key}.npz"
+    for junk in (b"first junk", b"second junk"):
+        p.write_bytes(junk)
+        again = run_tasks(tasks, tmp_path, jobs=1, progress=False)
+        assert (again.computed, again.reused) == (1, 1)
+        assert again.summary()["recovered"] == 1
+        [rec] = again.recovered
+        assert rec["key"] == tasks[0].key and rec["file"] == p.name + ".corrupt"
+        assert rec["func"] == tasks[0].func and rec["reason"].startswith("ValueError")
+    corrupt = list(tmp_path.glob("*.corrupt"))
+    assert [c.name for c in corrupt] == [p.name + ".corrupt"]
+    assert corrupt[0].read_bytes() == b"second junk"
+    clean = run_tasks(tasks, tmp_path, jobs=1, progress=False)
+    assert clean.recovered == [] and clean.summary()["recovered"] == 0

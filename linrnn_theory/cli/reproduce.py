@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from typing import Any
@@ -97,17 +98,29 @@ def run(args: argparse.Namespace) -> int:
     from ..reproduce import _normalise_figures, reproduce
     from ..reproduce.presets import get_preset, with_overrides
 
+    from ..sweep.backends import check_backend
+    from . import CLIError
+
+    # everything is checked here, before any task runs or any folder is created
     figures = _normalise_figures(args.figures)
     if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
     if args.scheduler is not None and args.backend != "dask":
-        raise ValueError("--scheduler needs --backend dask")
+        raise CLIError("--scheduler needs --backend dask")
+    try:
+        check_backend(args.backend)
+    except ValueError as exc:
+        raise CLIError(f"--backend: {exc}") from None
+    if not str(args.out).strip():
+        raise CLIError("--out must be a folder path, got an empty string")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out must be a folder, got the file {args.out!r}")
     preset = get_preset(args.preset)
     if args.overrides:
         try:
             preset = with_overrides(preset, **parse_overrides(args.overrides))
-        except TypeError as exc:
-            raise ValueError(f"--set: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"--set: {exc}") from None
         from dataclasses import replace
         preset = replace(preset, notes={**preset.notes,
                                         "overrides": ", ".join(args.overrides)})
@@ -118,7 +131,17 @@ def run(args: argparse.Namespace) -> int:
                     scheduler=args.scheduler, fresh=args.fresh,
                     progress=not args.no_progress, command=command)
     sw = doc["sweep"]
+    written = 1 + sum(len(doc["figures"][n]["files"]) for n in figures)   # + report.md
     print(f"reproduce: {sw['tasks']} tasks ({sw['computed']} computed, {sw['reused']} "
-          f"reused) in {doc['timings_s']['total']:.1f} s; wrote {len(doc['files'])} files "
+          f"reused) in {doc['timings_s']['total']:.1f} s; wrote {written} files "
           f"to {args.out} (report.md, manifest.json)")
+    recovered = sw.get("recovered_cache_files", [])
+    if recovered:
+        print(f"reproduce: {len(recovered)} unusable cache file(s) set aside as "
+              f"{os.path.join(args.out, 'cache', '*.corrupt')} and recomputed: "
+              + ", ".join(r["file"] for r in recovered))
+    kept = [n for n in doc["figures"] if n not in figures]
+    if kept:
+        print(f"reproduce: kept {', '.join(kept)} from an earlier run in {args.out} "
+              "(manifest and report merged)")
     return 0

@@ -28,7 +28,7 @@ from types import ModuleType
 
 from ..sweep.cache import code_version as _code_version
 
-__all__ = ["reproduce", "FIGURES", "LINEAR_FIGURES", "figure_module", "code_scope", "SIM_CODE",
+__all__ = ["reproduce", "previous_figures", "FIGURES", "LINEAR_FIGURES", "figure_module", "code_scope", "SIM_CODE",
            "THEORY_CODE"]
 
 LINEAR_FIGURES = ("fig3", "fig4", "diverge", "cosine")
@@ -113,6 +113,67 @@ def _normalise_figures(figures) -> list[str]:
     return out
 
 
+def previous_figures(out, exclude) -> tuple[dict, dict, list]:
+    """What an earlier run left in ``out`` for figures other than ``exclude``.
+
+    Reads ``out/manifest.json`` and ``out/report.md``. A figure is kept when its manifest
+    entry is there and all its files still exist in ``out``; its file entries are
+    re-hashed and its report section is taken unchanged from ``report.md``. An unreadable
+    manifest (or another schema) keeps nothing.
+
+    Parameters
+    ----------
+    out : path
+        The output folder.
+    exclude : iterable of str
+        Figures being rerun (their old entries are replaced).
+
+    Returns
+    -------
+    (dict, dict, list)
+        ``figures`` entries of the manifest, report sections (figure -> markdown) and
+        ``files`` entries of the kept figures.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> previous_figures(tempfile.mkdtemp(), ["fig3"])
+    ({}, {}, [])
+    """
+    import json
+    from pathlib import Path
+
+    from .report import SCHEMA, file_entry, split_report
+
+    out = Path(out)
+    try:
+        old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, {}, []
+    if not isinstance(old, dict) or old.get("schema") != SCHEMA \
+            or not isinstance(old.get("figures"), dict):
+        return {}, {}, []
+    try:
+        old_sections = split_report((out / "report.md").read_text(encoding="utf-8"))
+    except OSError:
+        old_sections = {}
+    exclude = set(exclude)
+    info: dict = {}
+    sections: dict = {}
+    files: list = []
+    for name, entry in old["figures"].items():
+        if name in exclude or name not in FIGURES or not isinstance(entry, dict):
+            continue
+        paths = [out / f for f in entry.get("files", [])]
+        if not paths or not all(p.is_file() for p in paths):
+            continue
+        info[name] = entry
+        if name in old_sections:
+            sections[name] = old_sections[name]
+        files += [file_entry(p, out) for p in paths]
+    return info, sections, files
+
+
 def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: str = "loky",
               jobs: int | None = None, scheduler: str | None = None, fresh: bool = False,
               progress: bool = True, command: str = "") -> dict:
@@ -151,11 +212,20 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
     from .presets import Preset, get_preset
     from .report import assemble_report, file_entry, manifest
 
+    from ..sweep.backends import check_backend
+    from .presets import validate_preset
+
     t_start = time.perf_counter()
     names = _normalise_figures(figures)
-    pre = preset if isinstance(preset, Preset) else get_preset(preset)
+    pre = validate_preset(preset if isinstance(preset, Preset) else get_preset(preset))
+    check_backend(backend)
+    if jobs is not None and int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if scheduler is not None and backend != "dask":
+        raise ValueError("scheduler is only used with backend 'dask'")
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {str(out)!r} exists and is not a directory")
     tasks: list[Task] = []
     owner: list[str] = []
     versions: dict[str, dict[str, str]] = {}
@@ -169,6 +239,7 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
             tasks.append(Task(f"{mod.__name__}:run_task", p, versions[name][kind]))
             owner.append(name)
     order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i].params))
+    out.mkdir(parents=True, exist_ok=True)
     outcome = run_tasks([tasks[i] for i in order], out / "cache", backend=backend, jobs=jobs,
                         scheduler=scheduler, fresh=fresh, progress=progress,
                         desc=f"reproduce {' '.join(names)} ({pre.name})")
@@ -200,8 +271,16 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
             "task_cpu_s": float(sum(cpu[i] for i in idx if cpu[i] == cpu[i])),
             "figure_and_report_s": time.perf_counter() - t0,
             "code_versions": versions[name],
-            "files": [str(Path(p).relative_to(out)) for p in paths]}
+            "files": [str(Path(p).relative_to(out)) for p in paths],
+            "preset": pre.name, "command": command}
         files += [file_entry(p, out) for p in paths]
+    kept_info, kept_sections, kept_files = previous_figures(out, exclude=names)
+    fig_info = {n: ({**kept_info, **fig_info})[n] for n in FIGURES
+                if n in kept_info or n in fig_info}          # in the order of FIGURES
+    sections = {n: ({**kept_sections, **sections})[n] for n in FIGURES
+                if n in kept_sections or n in sections}
+    files = kept_files + files
+    recovered = outcome.recovered
     total = time.perf_counter() - t_start
     header = {
         "command": f"`{command}`" if command else "(library call)",
@@ -213,6 +292,15 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
                      f"{total - (t_sweep - t_start):.1f} s); CPU time of all tasks "
                      f"{sum(c for c in cpu if c == c):.1f} s",
     }
+    if recovered:
+        header["recovered cache files"] = (
+            f"{len(recovered)} unusable cache file(s) were set aside as `cache/*.corrupt` "
+            "and their tasks recomputed: " + ", ".join(
+                f"`{r['file']}` ({r['reason']})" for r in recovered))
+    if kept_info:
+        header["kept from earlier runs"] = (
+            ", ".join(kept_info) + " (not rerun; their sections below are unchanged, "
+            "see `figures.<name>.command` in manifest.json)")
     report_path = atomic_write_text(out / "report.md", assemble_report(pre.name, sections,
                                                                         header))
     files.append(file_entry(report_path, out))
@@ -221,6 +309,7 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
                             "figures_and_report": total - (t_sweep - t_start)},
                    sweep={**outcome.summary(), "backend": backend, "jobs": jobs,
                           "scheduler": scheduler, "fresh": fresh,
-                          "cache": str((out / "cache").resolve())})
+                          "cache": str((out / "cache").resolve()),
+                          "recovered_cache_files": recovered})
     atomic_write_json(out / "manifest.json", doc)
     return doc

@@ -7,15 +7,17 @@ JSON-able (their parameters form the cache keys). ``docs/reproduce.md`` lists th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable
 
 from ..nonlinear.experiment import FULL as NONLINEAR_FULL
 from ..nonlinear.experiment import QUICK as NONLINEAR_QUICK
 from ..nonlinear.experiment import SweepPreset
+from ..nonlinear.tasks import TASK_NAMES
 
 __all__ = ["LinearSweep", "DivergeParams", "CosineParams", "Preset", "QUICK", "FULL", "TINY",
-           "PRESETS", "get_preset"]
+           "PRESETS", "get_preset", "with_overrides", "validate_preset"]
 
 #: lr0 per target of the paper's Figs. 3-4 (lr = lr0 (1 - g^2)^2).
 PAPER_LR0 = ((0.5, 0.015), (1.0, 0.009), (2.0, 0.003))
@@ -231,18 +233,262 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def with_overrides(preset: Preset, **sections: dict) -> Preset:
+# -- validation ---------------------------------------------------------------------------
+
+class _Bad(Exception):
+    """A value does not match a field's specification (carries what was expected)."""
+
+
+Check = Callable[[Any], Any]
+
+
+def _int(lo: int) -> Check:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise _Bad(f"an integer >= {lo}")
+        return int(v)
+    return check
+
+
+def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Check:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+    what = "a finite number" + (" " + " and ".join(parts) if parts else "")
+
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise _Bad(what)
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise _Bad(what)
+        if hi is not None and (v >= hi if hi_open else v > hi):
+            raise _Bad(what)
+        return float(v)
+    return check
+
+
+def _choice(*options: str) -> Check:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise _Bad("one of " + ", ".join(repr(o) for o in options))
+        return v
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad("true or false")
+    return v
+
+
+def _list_of(item: Check, what: str) -> Check:
+    def check(v: Any) -> tuple:
+        if not isinstance(v, (list, tuple)) or not v:
+            raise _Bad(f"a non-empty list of {what}")
+        try:
+            out = tuple(item(x) for x in v)
+        except _Bad:
+            raise _Bad(f"a non-empty list of {what}") from None
+        if len(set(out)) != len(out):
+            raise _Bad(f"a non-empty list of distinct {what}")
+        return out
+    return check
+
+
+def _pairs(key: Check, val: Check, what: str) -> Check:
+    def check(v: Any) -> tuple:
+        bad = _Bad(f"a non-empty list of {what} pairs")
+        if not isinstance(v, (list, tuple)) or not v:
+            raise bad
+        out = []
+        for x in v:
+            if not isinstance(x, (list, tuple)) or len(x) != 2:
+                raise bad
+            try:
+                out.append((key(x[0]), val(x[1])))
+            except _Bad:
+                raise bad from None
+        return tuple(out)
+    return check
+
+
+def _optional(item: Check, what: str) -> Check:
+    def check(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            return item(v)
+        except _Bad:
+            raise _Bad(f"null or {what}") from None
+    return check
+
+
+def _per_task(item: Check, what: str) -> Check:
+    def check(v: Any) -> dict:
+        bad = _Bad(f"an object {{task: {what}}} with tasks among {', '.join(TASK_NAMES)}")
+        if not isinstance(v, dict) or not v or not set(v) <= set(TASK_NAMES):
+            raise bad
+        try:
+            return {k: item(x) for k, x in v.items()}
+        except _Bad:
+            raise bad from None
+    return check
+
+
+def _mapping(v: Any) -> dict:
+    if not isinstance(v, dict):
+        raise _Bad("an object")
+    return dict(v)
+
+
+_N = _int(1)
+_GAIN = _list_of(_float(0.0, 1.0, hi_open=True), "gains g with 0 <= g < 1")
+_TARGETS = _list_of(_float(0.0, lo_open=True), "positive targets")
+_SEEDS = _list_of(_int(0), "integer seeds >= 0")
+_POS = _float(0.0, lo_open=True)
+_LR0 = _pairs(_float(0.0, lo_open=True), _float(0.0, lo_open=True),
+              "[target > 0, lr0 > 0]")
+
+#: Field checks per section type: field name -> check (returns the normalised value or
+#: raises :class:`_Bad` with what was expected).
+_SPECS: dict[type, dict[str, Check]] = {
+    LinearSweep: {"N": _N, "g_values": _GAIN, "targets": _TARGETS, "seeds": _SEEDS,
+                  "epochs": _int(1), "lr0": _LR0, "mode": _choice("bptt", "fixed_point"),
+                  "t_max": _POS, "dt": _POS, "record_every": _int(1),
+                  "n_shuffles": _int(1), "conv_rel": _float(0.0, 1.0, lo_open=True,
+                                                           hi_open=True)},
+    DivergeParams: {"N": _N, "g_values": _GAIN, "targets": _TARGETS, "lr0": _LR0,
+                    "seeds": _SEEDS, "epochs": _int(1), "t_max": _POS, "dt": _POS,
+                    "eig_every": _int(1), "critical_target": _bool},
+    CosineParams: {"N": _N, "g_values": _GAIN,
+                   "lrs": _pairs(_float(0.0, 1.0, hi_open=True), _float(0.0, lo_open=True),
+                                 "[g, lr > 0]"),
+                   "seeds": _SEEDS, "epochs": _int(1), "dt": _POS, "t_max": _POS,
+                   "period": _POS, "amplitude": _float(), "n_periods_loss": _POS,
+                   "pulse": _float(), "record_every": _int(1)},
+    SweepPreset: {"N": _N, "seeds": _SEEDS, "batch": _int(1),
+                  "lr": _optional(_POS, "a finite number > 0"),
+                  "g_values": _per_task(_list_of(_float(0.0), "gains g >= 0"),
+                                        "list of gains g >= 0"),
+                  "epochs": _per_task(_int(1), "integer >= 1"),
+                  "extra": _mapping},
+}
+
+_SECTIONS = ("fig3", "fig4", "diverge", "cosine", "nonlinear")
+
+
+def _check_field(section: str, obj: Any, name: str, value: Any) -> Any:
+    spec = _SPECS[type(obj)]
+    if name not in spec:
+        known = [f.name for f in fields(obj) if f.name in spec]
+        raise ValueError(f"unknown field {section}.{name} (known: {', '.join(known)})")
+    try:
+        return spec[name](value)
+    except _Bad as exc:
+        raise ValueError(f"{section}.{name} must be {exc}, got {value!r}") from None
+
+
+def _check_section(section: str, obj: Any) -> Any:
+    values = {name: _check_field(section, obj, name, getattr(obj, name))
+              for name in _SPECS[type(obj)]}
+    obj = replace(obj, **values)
+    if hasattr(obj, "dt") and obj.dt >= obj.t_max:
+        raise ValueError(f"{section}.dt must be smaller than {section}.t_max "
+                         f"({obj.t_max:g}), got {obj.dt!r}")
+    if isinstance(obj, (LinearSweep, DivergeParams)):
+        known = dict(obj.lr0)
+        missing = [z for z in obj.targets if z not in known]
+        if missing:
+            raise ValueError(f"{section}.lr0 has no rate for target(s) "
+                             f"{', '.join(f'{z:g}' for z in missing)} of {section}.targets")
+    if isinstance(obj, CosineParams):
+        known = dict(obj.lrs)
+        missing = [g for g in obj.g_values if g not in known]
+        if missing:
+            raise ValueError(f"{section}.lrs has no rate for gain(s) "
+                             f"{', '.join(f'{g:g}' for g in missing)} of {section}.g_values")
+        if obj.n_periods_loss * obj.period >= obj.t_max:
+            raise ValueError(f"{section}.n_periods_loss * {section}.period must be smaller "
+                             f"than {section}.t_max ({obj.t_max:g}), got "
+                             f"{obj.n_periods_loss * obj.period:g}")
+    if isinstance(obj, SweepPreset):
+        missing = [t for t in obj.g_values if t not in obj.epochs]
+        if missing:
+            raise ValueError(f"{section}.epochs has no entry for task(s) "
+                             f"{', '.join(missing)} of {section}.g_values")
+    return obj
+
+
+def validate_preset(preset: Preset) -> Preset:
+    """Check the type and range of every field of ``preset``.
+
+    Parameters
+    ----------
+    preset : Preset
+
+    Returns
+    -------
+    Preset
+        A copy with normalised values (integers given for float fields become floats,
+        lists become tuples).
+
+    Raises
+    ------
+    ValueError
+        One line naming the first bad field (``SECTION.FIELD``), what it must be and the
+        value it has.
+
+    Examples
+    --------
+    >>> validate_preset(TINY).fig3.N
+    24
+    >>> validate_preset(with_overrides(TINY, check=False, fig3={"N": 0}))
+    Traceback (most recent call last):
+    ...
+    ValueError: fig3.N must be an integer >= 1, got 0
+    """
+    if not isinstance(preset, Preset):
+        raise ValueError(f"preset must be a Preset, got {type(preset).__name__}")
+    return replace(preset, **{s: _check_section(s, getattr(preset, s)) for s in _SECTIONS})
+
+
+def with_overrides(preset: Preset, *, check: bool = True, **sections: dict) -> Preset:
     """Copy of ``preset`` with fields of its sections replaced, e.g.
     ``with_overrides(FULL, fig4={"N": 32})``.
+
+    Parameters
+    ----------
+    preset : Preset
+    check : bool
+        Validate the result with :func:`validate_preset` (default).
+    **sections : dict
+        Section name -> ``{field: value}``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown section or field, or (with ``check``) a bad value.
 
     Examples
     --------
     >>> with_overrides(FULL, fig4={"N": 32, "seeds": (0,)}).fig4.N
     32
+    >>> with_overrides(FULL, fig3={"N": "abc"})
+    Traceback (most recent call last):
+    ...
+    ValueError: fig3.N must be an integer >= 1, got 'abc'
     """
     new = {}
     for name, changes in sections.items():
-        if not hasattr(preset, name) or name in ("name", "notes"):
-            raise ValueError(f"unknown preset section {name!r}")
-        new[name] = replace(getattr(preset, name), **changes)
-    return replace(preset, **new)
+        if name not in _SECTIONS:
+            raise ValueError(f"unknown preset section {name!r} (known: {', '.join(_SECTIONS)})")
+        obj = getattr(preset, name)
+        for fld in changes:
+            if fld not in _SPECS[type(obj)]:
+                _check_field(name, obj, fld, None)          # raises "unknown field"
+        new[name] = replace(obj, **changes)
+    out = replace(preset, **new)
+    return validate_preset(out) if check else out

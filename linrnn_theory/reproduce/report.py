@@ -13,8 +13,13 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["mean_sd", "fmt", "md_table", "assemble_report", "manifest", "file_entry",
-           "split_status"]
+__all__ = ["mean_sd", "fmt", "md_table", "assemble_report", "split_report", "manifest",
+           "file_entry", "split_status", "SCHEMA"]
+
+#: Schema name of ``manifest.json``.
+SCHEMA = "linrnn-theory/reproduce-manifest/1"
+
+_MARK = "<!-- linrnn-theory figure: {} -->"
 
 
 def mean_sd(values: Iterable[float]) -> tuple[float, float, int]:
@@ -94,9 +99,38 @@ def assemble_report(preset_name: str, sections: dict[str, str], header: dict[str
         lines.append(f"- **{k}**: {v}")
     lines.append("")
     for name, text in sections.items():
+        lines.append(_MARK.format(name))
         lines.append(text.rstrip())
         lines.append("")
     return "\n".join(lines)
+
+
+def split_report(text: str) -> dict[str, str]:
+    """The per-figure sections of a ``report.md`` written by :func:`assemble_report`.
+
+    Each section starts at a marker comment naming its figure; text before the first
+    marker (the header) is not returned.
+
+    Examples
+    --------
+    >>> split_report(assemble_report("tiny", {"fig3": "A", "cosine": "B"}, {}))
+    {'fig3': 'A', 'cosine': 'B'}
+    """
+    head, _, _ = _MARK.partition("{}")
+    out: dict[str, str] = {}
+    name = None
+    buf: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(head) and line.endswith(" -->"):
+            if name is not None:
+                out[name] = "\n".join(buf).strip()
+            name = line[len(head):-4].strip()
+            buf = []
+        elif name is not None:
+            buf.append(line)
+    if name is not None:
+        out[name] = "\n".join(buf).strip()
+    return out
 
 
 def file_entry(path: str | os.PathLike, root: str | os.PathLike) -> dict[str, Any]:
@@ -138,6 +172,6 @@ def manifest(*, command: str, preset: dict, figures: dict[str, Any], files: list
     >>> m["schema"]
     'linrnn-theory/reproduce-manifest/1'
     """
-    return {"schema": "linrnn-theory/reproduce-manifest/1", "command": command,
+    return {"schema": SCHEMA, "command": command,
             "versions": _versions(), "preset": preset, "figures": figures,
             "sweep": sweep, "timings_s": timings, "files": files}

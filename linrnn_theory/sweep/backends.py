@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any, Callable, Sequence
 
-__all__ = ["BACKENDS", "resolve", "call_task", "execute", "default_jobs"]
+__all__ = ["BACKENDS", "resolve", "call_task", "execute", "default_jobs", "check_backend"]
 
 #: Accepted backend names ("serial" is used for ``jobs == 1`` on the default backend).
 BACKENDS = ("loky", "dask", "serial")
@@ -37,6 +37,38 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:                              # pragma: no cover (not Linux)
         return max(1, os.cpu_count() or 1)
+
+
+def check_backend(backend: str) -> None:
+    """Fail early if ``backend`` is unknown or its packages are not importable.
+
+    Parameters
+    ----------
+    backend : {"loky", "dask", "serial"}
+
+    Raises
+    ------
+    ValueError
+        One line saying what is missing and how to install it.
+
+    Examples
+    --------
+    >>> check_backend("serial")
+    >>> check_backend("mpi")
+    Traceback (most recent call last):
+    ...
+    ValueError: backend must be one of loky, dask, serial, got 'mpi'
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    needs = {"loky": ("joblib",), "dask": ("dask", "distributed"), "serial": ()}[backend]
+    for mod in needs:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            extra = " (pip install 'linrnn-theory[dask]')" if backend == "dask" else ""
+            raise ValueError(f"backend {backend!r} needs the package {mod!r}, which is not "
+                             f"installed{extra}") from None
 
 
 def resolve(func: str) -> Callable[[dict], dict]:
@@ -133,8 +165,7 @@ def execute(calls: Sequence[tuple[int, str, dict]], on_result: OnResult, *,
     >>> sorted(got)
     [(0, 2.0), (1, 3.0)]
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check_backend(backend)
     if scheduler is not None and backend != "dask":
         raise ValueError("scheduler is only used with backend 'dask'")
     jobs = default_jobs() if jobs is None else int(jobs)

@@ -25,7 +25,7 @@ import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -261,11 +261,20 @@ def store_result(cache_dir: str | os.PathLike, key: str, result: Mapping[str, An
     return atomic_write_npz(cache_path(cache_dir, key), **payload)
 
 
-def load_result(cache_dir: str | os.PathLike, key: str) -> dict | None:
+def load_result(cache_dir: str | os.PathLike, key: str, *,
+                on_corrupt: Callable[[Path, str], None] | None = None) -> dict | None:
     """The cached result of ``key``, or ``None`` if there is none or the file is unusable.
 
     An unusable file (truncated, not a zip, missing entries, another key or format) is
-    renamed to ``<key>.npz.corrupt`` so that it is recomputed and can be inspected.
+    renamed to ``<key>.npz.corrupt`` so that it is recomputed and can be inspected; an
+    older ``.corrupt`` file of the same key is replaced, so at most the latest one is kept.
+
+    Parameters
+    ----------
+    cache_dir : path
+    key : str
+    on_corrupt : callable, optional
+        ``on_corrupt(corrupt_path, reason)``, called when an unusable file was set aside.
 
     Examples
     --------
@@ -286,11 +295,14 @@ def load_result(cache_dir: str | os.PathLike, key: str) -> dict | None:
             meta = json.loads(str(f["__meta__"]))
             arrays = {k: f[k] for k in names if not k.startswith("__")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
-            json.JSONDecodeError):
+            json.JSONDecodeError) as exc:
+        target = path.with_name(path.name + ".corrupt")
         try:
-            os.replace(path, path.with_name(path.name + ".corrupt"))
+            os.replace(path, target)
         except OSError:
-            pass
+            target = path
+        if on_corrupt is not None:
+            on_corrupt(target, f"{type(exc).__name__}: {exc}".splitlines()[0])
         return None
     return decode_result(arrays, meta)
 

@@ -82,6 +82,9 @@ class SweepOutcome:
         Per task: computed now (True) or read from the cache (False).
     failed : list of (Task, str)
         Failed tasks and tracebacks (only set on the exception, see :class:`TaskError`).
+    recovered : list of dict
+        Unusable cache files set aside (renamed ``*.corrupt``) and recomputed:
+        ``{"key", "func", "file", "reason"}`` each (``file`` relative to the cache folder).
     """
 
     results: list
@@ -94,6 +97,7 @@ class SweepOutcome:
     was_computed: list = field(default_factory=list)
     cpu_seconds: list = field(default_factory=list)
     failed: list = field(default_factory=list)
+    recovered: list = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Counts and timings as a JSON-able dict (for the manifest).
@@ -105,7 +109,8 @@ class SweepOutcome:
         """
         return {"tasks": len(self.results), "computed": self.computed,
                 "reused": self.reused, "failed": len(self.failed),
-                "executor": self.executor, "wall_s": self.wall_s}
+                "recovered": len(self.recovered), "executor": self.executor,
+                "wall_s": self.wall_s}
 
 
 class TaskError(ValueError):
@@ -210,8 +215,14 @@ def run_tasks(tasks: Sequence[Task], cache_dir: str | os.PathLike, *, backend: s
     with cache_lock(cache_dir) as d:
         clean_temporary(d)
         missing = []
+        recovered: list[dict] = []
         for k, i in first_of.items():
-            cached = None if fresh else load_result(d, k)
+
+            def note(path: Path, reason: str, k: str = k, i: int = i) -> None:
+                recovered.append({"key": k, "func": tasks[i].func,
+                                  "file": path.name, "reason": reason})
+
+            cached = None if fresh else load_result(d, k, on_corrupt=note)
             if cached is None:
                 missing.append(i)
             else:
@@ -244,7 +255,8 @@ def run_tasks(tasks: Sequence[Task], cache_dir: str | os.PathLike, *, backend: s
                         seconds=[seconds.get(k, float("nan")) for k in keys],
                         cpu_seconds=[cpu.get(k, float("nan")) for k in keys],
                         executor=executor, wall_s=time.perf_counter() - t0,
-                        was_computed=[first_of[k] in computed_now for k in keys])
+                        was_computed=[first_of[k] in computed_now for k in keys],
+                        recovered=recovered)
 
 
 def _square(params: dict) -> dict:
