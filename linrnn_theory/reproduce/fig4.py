@@ -188,10 +188,10 @@ def _csv(d: dict) -> str:
         for j, z in enumerate(d["targets"]):
             for k, s in enumerate(d["seeds"]):
                 vals = ",".join(repr(float(d[f"sim_{q}"][i, j, k])) for q in QUANTITIES)
-                lines.append(f"sim,{g!r},{z!r},{s},{d['sim_status'][i, j, k]},{vals}")
+                lines.append(f"sim,{float(g)!r},{float(z)!r},{int(s)},{d['sim_status'][i, j, k]},{vals}")
             for m in ("ode", "series"):
                 vals = ",".join(repr(float(d[f"{m}_{q}"][i, j])) for q in QUANTITIES)
-                lines.append(f"{m},{g!r},{z!r},,,{vals}")
+                lines.append(f"{m},{float(g)!r},{float(z)!r},,,{vals}")
     return "\n".join(lines) + "\n"
 
 

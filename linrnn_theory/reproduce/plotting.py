@@ -54,7 +54,9 @@ def save_figure(fig, outdir: str | os.PathLike, stem: str) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
+        meta = ({"CreationDate": None, "ModDate": None} if ext == "pdf" else
+                {"Software": None})
+        fig.savefig(buf, format=ext, dpi=150, metadata=meta)
         paths.append(atomic_write_bytes(outdir / f"{stem}.{ext}", buf.getvalue()))
     plt.close(fig)
     return paths

@@ -120,8 +120,15 @@ def call_task(i: int, func: str, params: dict, blas_threads: int | None = 1):
 
 
 def _progress(total: int, desc: str, enabled: bool):
+    import sys
+
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="task", disable=not enabled or total == 0,
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tqdm(total=total, desc=desc, unit="task",
+                disable=not enabled or total == 0 or not tty,
                 smoothing=0.1, dynamic_ncols=True)
 
 
