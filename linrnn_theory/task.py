@@ -87,8 +87,6 @@ class FixedPointTask:
         object.__setattr__(self, "fixation", fixation)
         object.__setattr__(self, "decision", decision)
         object.__setattr__(self, "input_amp", check_finite_scalar("input_amp", self.input_amp))
-        if self.input_amp == 0:
-            raise ValueError("input_amp must be non-zero (a zero input gives a zero gradient)")
         n_steps = _steps("t_max", t_max, dt)
         n_fix = _steps("fixation", fixation, dt)
         n_dec = _steps("decision", decision, dt)

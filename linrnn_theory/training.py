@@ -223,6 +223,9 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
     """
     _check_type("net", net, Network)
     _check_type("task", task, FixedPointTask)
+    if task.input_amp == 0:
+        raise ValueError("input_amp must be non-zero for training (a zero input gives a "
+                         "zero gradient, so nothing is learned)")
     lr = check_positive("lr", lr)
     epochs = check_int("epochs", epochs, minimum=1)
     n_singular = check_int("n_singular", n_singular, minimum=4)

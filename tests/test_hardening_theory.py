@@ -27,9 +27,17 @@ def test_large_n_rejects_network(net):
         theory.predict(method="ode", g=0.5, network=net, tau=TAU)
 
 
-def test_zero_input_amp_rejected():
-    with pytest.raises(ValueError, match="input_amp"):
-        lt.FixedPointTask(target=1.0, input_amp=0.0)
+def test_zero_input_amp_rejected(net):
+    task = lt.FixedPointTask(target=1.0, input_amp=0.0)
+    with pytest.raises(ValueError, match="input_amp must be non-zero"):
+        lt.train(net, task, lr=0.01, epochs=2, mode="fixed_point")
+
+
+def test_cli_simulate_zero_input_amp_exits_2(tmp_path):
+    from linrnn_theory.cli import main
+    code = main(["simulate", "--N", "8", "--g", "0.5", "--target", "1", "--lr0", "0.009",
+                 "--input-amp", "0", "--out", str(tmp_path / "run.json")])
+    assert code == 2
 
 
 def test_series_n_singular_above_two_rejected():
