@@ -18,6 +18,7 @@ __all__ = [
     "check_range",
     "check_vector",
     "check_square",
+    "check_type",
 ]
 
 
@@ -132,3 +133,16 @@ def check_square(name: str, value: Any, n: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite entries")
     return arr
+
+
+def check_type(name: str, value: Any, cls: type) -> Any:
+    """Return ``value`` unchanged, or raise :class:`TypeError` naming the argument.
+
+    Examples
+    --------
+    >>> check_type("x", 1.0, float)
+    1.0
+    """
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+    return value

@@ -7,6 +7,7 @@ from typing import Iterable
 import numpy as np
 
 from ._checks import check_int, check_square
+from ._checks import check_type as _check_type
 from .gradient import loss as _loss
 from .network import Network
 from .task import FixedPointTask
@@ -57,6 +58,8 @@ def shuffle_loss(net: Network, W, task: FixedPointTask, seed: int = 0, mode: str
     >>> lt.shuffle_loss(net, net.W0, task, seed=0) == lt.loss(net.W0, net, task)  # g = 0: W0 = 0
     True
     """
+    _check_type("net", net, Network)
+    _check_type("task", task, FixedPointTask)
     W = check_square("W", W, net.N)
     seed = check_int("seed", seed, minimum=0)
     n_shuffles = check_int("n_shuffles", n_shuffles, minimum=1)
@@ -97,6 +100,8 @@ def truncation_losses(net: Network, W, task: FixedPointTask, ranks: Iterable[int
     >>> bool(np.isclose(L[1], lt.loss(run.W, net, task, mode="fixed_point")))
     True
     """
+    _check_type("net", net, Network)
+    _check_type("task", task, FixedPointTask)
     W = check_square("W", W, net.N)
     ranks = [check_int("ranks", r, minimum=0) for r in ranks]
     U, s, Vt = np.linalg.svd(W - net.W0)

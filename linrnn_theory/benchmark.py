@@ -98,6 +98,8 @@ def bench(Ns=(256, 1024, 2048), g: float = 0.6, target: float = 1.0, lr0: float 
     >>> out["results"][0]["engine"], len(out["comparisons"])
     ('fast', 1)
     """
+    from ._checks import check_positive
+    lr0 = check_positive("lr0", lr0)
     dense_epochs = dense_epochs or {}
     task = FixedPointTask(target=target)
     lr = lr0 * (1 - g * g) ** 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_square
+from ._checks import check_type as _check_type
 from .network import Network
 from .simulation.dense import bptt_loss, bptt_loss_grad, fixed_point_loss_grad
 from .task import FixedPointTask
@@ -52,6 +53,8 @@ def gradient(W, net: Network, task: FixedPointTask, mode: str = "bptt"):
     >>> bool(abs(L1 - L2) < 1e-10 and abs(G1 - G2).max() < 1e-10)
     True
     """
+    _check_type("net", net, Network)
+    _check_type("task", task, FixedPointTask)
     mode = _normalise_mode(mode)
     W = _check_W(W, net, mode)
     fn = bptt_loss_grad if mode == "bptt" else fixed_point_loss_grad
@@ -72,6 +75,8 @@ def loss(W, net: Network, task: FixedPointTask, mode: str = "bptt") -> float:
     >>> bool(abs(L - 0.5 * (1 - net.overlap()) ** 2) < 1e-14)   # W = 0: z = w^T m
     True
     """
+    _check_type("net", net, Network)
+    _check_type("task", task, FixedPointTask)
     mode = _normalise_mode(mode)
     W = check_square("W", W, net.N)
     if mode == "fixed_point":

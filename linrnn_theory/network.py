@@ -35,6 +35,8 @@ class Network:
 
     Raises
     ------
+    TypeError
+        If ``W0``, ``m`` or ``w`` is complex.
     ValueError
         If ``N < 2``, shapes disagree, or any entry is NaN/inf.
 
@@ -54,6 +56,10 @@ class Network:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("W0", "m", "w"):
+            if np.iscomplexobj(np.asarray(getattr(self, name))):
+                raise TypeError(f"{name} must be real; got a complex array (only real "
+                                "weights are supported)")
         W0 = check_square("W0", self.W0)
         n = W0.shape[0]
         if n < 2:
@@ -175,7 +181,7 @@ class Network:
         return float(self.w @ self.m)
 
 
-def init_network(N: int, g: float, seed: int, *, dtype=np.float64) -> Network:
+def init_network(N: int, g: float, seed: int) -> Network:
     """Draw a network with the paper's conventions.
 
     ``J`` is drawn first, then ``m``, then ``w``, from one
@@ -190,8 +196,6 @@ def init_network(N: int, g: float, seed: int, *, dtype=np.float64) -> Network:
         Strength of the random initial connectivity, ``g >= 0``.
     seed : int
         Seed of the generator, ``seed >= 0``.
-    dtype : numpy dtype
-        Only float64 is supported (kept for clarity).
 
     Returns
     -------
@@ -206,8 +210,6 @@ def init_network(N: int, g: float, seed: int, *, dtype=np.float64) -> Network:
     N = check_int("N", N, minimum=2)
     g = check_positive("g", g, strict=False)
     seed = check_int("seed", seed, minimum=0)
-    if np.dtype(dtype) != np.float64:
-        raise ValueError("dtype must be float64")
     rng = np.random.default_rng(seed)
     J = rng.standard_normal((N, N)) / np.sqrt(N)
     m = rng.standard_normal(N)

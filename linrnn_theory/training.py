@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_int, check_positive
+from ._checks import check_type as _check_type
 from .network import Network
 from .task import FixedPointTask
 
@@ -220,6 +221,11 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
     >>> bool(run.loss[-1] < run.loss[0])
     True
     """
+    _check_type("net", net, Network)
+    _check_type("task", task, FixedPointTask)
+    if task.input_amp == 0:
+        raise ValueError("input_amp must be non-zero for training (a zero input gives a "
+                         "zero gradient, so nothing is learned)")
     lr = check_positive("lr", lr)
     epochs = check_int("epochs", epochs, minimum=1)
     n_singular = check_int("n_singular", n_singular, minimum=4)

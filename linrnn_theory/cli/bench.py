@@ -48,6 +48,8 @@ def run(args) -> int:
     for n in args.N:
         check_int("N", n, minimum=2)
     check_int("epochs", args.epochs, minimum=1)
+    from .._checks import check_positive
+    check_positive("lr0", args.lr0)
     threads = check_int("blas-threads", args.blas_threads, minimum=1)
     modes = {"fixed-point": ("fixed_point",), "bptt": ("bptt",),
              "both": ("fixed_point", "bptt")}[args.mode]

@@ -194,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     task = FixedPointTask(target=args.target, t_max=args.t_max, dt=args.dt,
                           fixation=args.fixation, decision=args.decision,
                           input_amp=args.input_amp)
+    if args.input_amp == 0:
+        raise CLIError("--input-amp must be non-zero (a zero input gives a zero gradient)")
     lr = learning_rate(args.lr, args.lr0, args.g)
     t0 = time.perf_counter()
     res = train(net, task, lr=lr, epochs=args.epochs, mode=args.mode, engine=args.engine,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_finite_scalar, check_int, check_range
+from .._checks import check_finite_scalar, check_int, check_range, check_type
 from ..network import Network
 from .exact_g0 import g0_trajectory
 from .large_n import LAMBDA_MAX, large_n_model
@@ -145,8 +145,12 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
 
     Raises
     ------
+    TypeError
+        If ``network`` is not a :class:`~linrnn_theory.Network`.
     ValueError
-        For invalid arguments (the message names the argument and the allowed range).
+        For invalid arguments (the message names the argument and the allowed range),
+        ``network`` given to a large-N method, ``g`` disagreeing with ``network.g`` for
+        ``"instance"``, or ``n_singular > 2`` for the series.
 
     Examples
     --------
@@ -170,10 +174,16 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
     c = check_finite_scalar("input_amp", input_amp)
     if c == 0:
         raise ValueError("input_amp must be non-zero")
+    if network is not None:
+        check_type("network", network, Network)
     if method == "instance":
         if network is None:
             raise ValueError("network is required for method='instance'")
-        g_val = network.g if g is None else float(g)
+        if g is not None and (network.g is None or
+                              not np.isclose(float(g), network.g, rtol=1e-12, atol=0.0)):
+            raise ValueError(f"g = {g} disagrees with network.g = {network.g}; with "
+                             "method='instance' g is taken from the network: omit g")
+        g_val = network.g
     elif method == "exact_g0":
         if g not in (None, 0, 0.0):
             raise ValueError(f"g must be 0 for method='exact_g0', got {g}")
@@ -181,6 +191,9 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
             raise ValueError("network.W0 must be zero for method='exact_g0'")
         g_val = 0.0
     else:
+        if network is not None:
+            raise ValueError(f"network is not used by method={method!r} (large N); omit it "
+                             "or use method='instance'")
         if g is None:
             raise ValueError("g is required for the large-N methods")
         g_val = check_range("g", g, 0.0, 1.0, hi_open=True)
@@ -197,6 +210,9 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         if order > MAX_ORDER:
             raise ValueError(f"order must lie in [1, {MAX_ORDER}], got {order}")
         params["order"] = order
+        if n_singular > 2:
+            raise ValueError(f"n_singular must be <= 2 for method='series' (the series gives "
+                             f"sigma_1 and sigma_2), got {n_singular}")
         ttu = tt * b * b
         z = readout_series(g_val, zt, ttu, order)
         sv = np.full((tau.size, min(n_singular, 2)), np.nan)
