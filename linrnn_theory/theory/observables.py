@@ -110,11 +110,16 @@ def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float
 
 @lru_cache(maxsize=256)
 def _at_learning_time(g: float, target: float, rel_loss: float, tol: float):
-    b = beta_of(g)
-    guess = np.log(1.0 / rel_loss) / (2 * b * b)
+    return _flow_state(lambda d: large_n_model(g, d), target, rel_loss, tol)
+
+
+def _flow_state(build, target: float, rel_loss: float, tol: float) -> dict:
+    """Integrate the reduced model ``build(depth)`` (auto-converged depth) to the threshold."""
+    m4 = build(4)
+    rate = float(m4.norm_data[0] * m4.norm_data[3])      # |R^T w|^2 |R m|^2 = beta^2 at large N
+    guess = np.log(1.0 / rel_loss) / (2 * max(rate, 1e-300))
     grid = np.linspace(0.0, 2.0 * guess, 41)
-    model, _, depth, _ = converged_model(lambda d: large_n_model(g, d), target, grid, None,
-                                         tol, 1e-11)
+    model, _, depth, _ = converged_model(build, target, grid, None, tol, 1e-11)
     p, q = model.shape
     n = p * q
     thr = rel_loss * 0.5 * target ** 2
@@ -138,12 +143,77 @@ def _at_learning_time(g: float, target: float, rel_loss: float, tol: float):
             "grad_integral": float(s[n]), "model": model, "depth": depth}
 
 
-def learning_time(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
-                  order: int = 3) -> float:
+def _network_state(network, target, rel_loss, method, input_amp, tol: float = 1e-9):
+    """State at the learning time for the instance reduced model of ``network``."""
+    from ..network import Network
+    from .instance import instance_model
+
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a Network, got {type(network).__name__}")
+    if method != "ode":
+        raise ValueError(f"method must be 'ode' with network= (the series is large-N), "
+                         f"got {method!r}")
+    target = check_finite_scalar("target", target)
+    if target == 0:
+        raise ValueError("target must be non-zero")
+    rel_loss = check_range("rel_loss", rel_loss, 0.0, 1.0, lo_open=True, hi_open=True)
+    c = check_finite_scalar("input_amp", input_amp)
+    if c == 0:
+        raise ValueError("input_amp must be non-zero")
+    network.check_stable()
+    st = _flow_state(lambda d: instance_model(network, d, input_amp=c), target, rel_loss,
+                     float(tol))
+    st["target_unit"] = target
+    return st
+
+
+def _dispatch(g, target, rel_loss, method, order, network, input_amp):
+    """``(kind, payload)``: the series inputs, or the ODE state at the learning time."""
+    if network is not None:
+        if g is not None:
+            raise ValueError("g cannot be combined with network= (the network fixes W0)")
+        return "ode", _network_state(network, target, rel_loss, method, input_amp)
+    if g is None:
+        raise ValueError("g is required unless network= is given")
+    c = check_finite_scalar("input_amp", input_amp)
+    if c == 0:
+        raise ValueError("input_amp must be non-zero")
+    g, t, rel_loss = _args(g, target / c, rel_loss, method, order)
+    if method == "series":
+        return "series", (g, t, rel_loss, c)
+    st = dict(at_learning_time(g, t, rel_loss))
+    # the flow with amplitude c is the unit flow with target z_hat / c at time c^2 tau
+    st["tau"] = st["tau"] / c ** 2
+    st["target_unit"] = t     # grad_integral and C are invariant under the rescaling
+    return "ode", st
+
+
+def learning_time(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+                  method: str = "ode", order: int = 3, *, network=None,
+                  input_amp: float = 1.0) -> float:
     """Learning time ``tau_c`` (in ``tau = lr * epochs``) to reach ``loss < rel_loss * L0``.
 
-    With ``method="series"`` the truncated readout series is solved for the threshold; NaN
-    if the truncated series never reaches it.
+    Parameters
+    ----------
+    g : float, optional
+        Gain of the random ``W0`` (large N); must be omitted with ``network``.
+    target : float
+        Target ``z_hat`` (non-zero).
+    rel_loss : float
+        Threshold relative to ``L0 = z_hat^2 / 2``, in ``(0, 1)``.
+    method : {"ode", "series"}
+        With ``method="series"`` the truncated readout series is solved for the threshold;
+        NaN if the truncated series never reaches it. Only ``"ode"`` with ``network``.
+    order : int
+        Series order.
+    network : Network, optional
+        Use the instance reduced model of this network (any N) instead of the large-N one.
+    input_amp : float
+        Input amplitude (non-zero).
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -152,65 +222,88 @@ def learning_time(g: float, target: float, rel_loss: float = 0.05, method: str =
     >>> bool(learning_time(0.6, 1.0) < learning_time(0.0, 1.0))
     True
     """
-    g, target, rel_loss = _args(g, target, rel_loss, method, order)
-    if method == "series":
-        return _series_time(g, target, rel_loss, int(order))
-    return at_learning_time(g, target, rel_loss)["tau"]
+    kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
+    if kind == "series":
+        g, t, r, c = st
+        return _series_time(g, t, r, int(order)) / c ** 2
+    return st["tau"]
 
 
-def dw_norm(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
-            order: int = 3) -> float:
+def dw_norm(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+            method: str = "ode", order: int = 3, *, network=None,
+            input_amp: float = 1.0) -> float:
     """Frobenius norm of ``Delta W`` at the learning time.
 
-    The series uses ``sqrt(sigma_1^2 + sigma_2^2)`` (``sigma_3 = O(tau^5)``).
+    The series uses ``sqrt(sigma_1^2 + sigma_2^2)`` (``sigma_3 = O(tau^5)``). Parameters as
+    in :func:`learning_time`.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
     >>> round(dw_norm(0.0, 0.01) / 0.01, 3)        # small target: (1 - sqrt(0.05))
     0.776
     """
-    g, target, rel_loss = _args(g, target, rel_loss, method, order)
-    if method == "series":
-        tc = _series_time(g, target, rel_loss, int(order))
+    kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
+    if kind == "series":
+        g, t, r, c = st
+        tc = _series_time(g, t, r, int(order))
         if not np.isfinite(tc):
             return float("nan")
         b = beta_of(g)
         x = tc * b * b
-        s1 = _series_eval(gen.sigma1_coefficients(abs(target), b), x, order)
-        s2 = _series_eval(gen.sigma2_coefficients(abs(target), b), x, order)
+        s1 = _series_eval(gen.sigma1_coefficients(abs(t), b), x, order)
+        s2 = _series_eval(gen.sigma2_coefficients(abs(t), b), x, order)
         return float(np.hypot(s1, s2))
-    return float(np.linalg.norm(at_learning_time(g, target, rel_loss)["C"]))
+    return float(np.linalg.norm(st["C"]))
 
 
-def mean_gradient_norm(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
-                       order: int = 3) -> float:
+def mean_gradient_norm(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+                       method: str = "ode", order: int = 3, *, network=None,
+                       input_amp: float = 1.0) -> float:
     """Average of ``|dL/dW|_F`` over learning time up to the learning time.
+
+    Parameters as in :func:`learning_time`.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
     >>> round(mean_gradient_norm(0.0, 0.01) / 0.01, 3)   # small target: 2(1-sqrt r)/ln(1/r)
     0.518
     """
-    g, target, rel_loss = _args(g, target, rel_loss, method, order)
-    if method == "series":
-        tc = _series_time(g, target, rel_loss, int(order))
+    kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
+    if kind == "series":
+        g, t, r, c = st
+        tc = _series_time(g, t, r, int(order))
         if not np.isfinite(tc):
             return float("nan")
         b = beta_of(g)
-        cz = gen.readout_coefficients(target, b)
-        cab = gen.ab_norm_sq_coefficients(abs(target), b)
+        cz = gen.readout_coefficients(t, b)
+        cab = gen.ab_norm_sq_coefficients(abs(t), b)
         xs = np.linspace(0.0, tc * b * b, 2001)
-        gn = np.abs(target - _series_eval(cz, xs, order)) * np.sqrt(
+        gn = np.abs(t - _series_eval(cz, xs, order)) * np.sqrt(
             np.maximum(_series_eval(cab, xs, order), 0.0))
-        return float(np.trapezoid(gn, xs) / xs[-1])
-    st = at_learning_time(g, target, rel_loss)
+        return float(c * c * np.trapezoid(gn, xs) / xs[-1])
     return st["grad_integral"] / st["tau"]
 
 
-def shuffle_loss(g: float, target: float, rel_loss: float = 0.05, method: str = "ode",
-                 order: int = 3) -> float:
+def shuffle_loss(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+                 method: str = "ode", order: int = 3, *, network=None,
+                 input_amp: float = 1.0) -> float:
     """Loss, relative to ``L0``, after replacing ``W0`` by an independent draw of the same
     ``g`` while keeping ``Delta W`` (at the learning time).
+
+    Parameters as in :func:`learning_time`; with ``network`` the independent draw acts as
+    ``W0' -> 0`` inside the resolvent (large-N self-averaging).
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -219,17 +312,18 @@ def shuffle_loss(g: float, target: float, rel_loss: float = 0.05, method: str = 
     >>> bool(shuffle_loss(0.6, 1.0) > shuffle_loss(0.3, 1.0))
     True
     """
-    g, target, rel_loss = _args(g, target, rel_loss, method, order)
-    if method == "series":
-        tc = _series_time(g, target, rel_loss, int(order))
+    kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
+    if kind == "series":
+        g, t, r, c = st
+        tc = _series_time(g, t, r, int(order))
         if not np.isfinite(tc):
             return float("nan")
         b = beta_of(g)
-        zs = _series_eval(gen.shuffled_readout_coefficients(target, b), tc * b * b, order)
+        zs = _series_eval(gen.shuffled_readout_coefficients(t, b), tc * b * b, order)
     else:
-        st = at_learning_time(g, target, rel_loss)
+        t = st["target_unit"]
         zs = st["model"].shuffled_readout(st["C"])
-    return float((target - zs) ** 2 / target ** 2)
+    return float((t - zs) ** 2 / t ** 2)
 
 
 def outlier_eigenvalue(g: float, target: float, tau, method: str = "ode", order: int = 3):
