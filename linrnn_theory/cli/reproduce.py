@@ -76,8 +76,8 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 
     Examples
     --------
-    >>> parse_overrides(["fig4.N=64", "fig4.seeds=[0,1]", "cosine.pulse=1"])
-    {'fig4': {'N': 64, 'seeds': (0, 1)}, 'cosine': {'pulse': 1}}
+    >>> parse_overrides(["fig4.N=64", "fig4.seeds=[0,1]", "cosine.dt=0.05"])
+    {'fig4': {'N': 64, 'seeds': (0, 1)}, 'cosine': {'dt': 0.05}}
     """
     out: dict[str, dict[str, Any]] = {}
     for item in items:

@@ -105,13 +105,10 @@ class DivergeParams:
 
 @dataclass(frozen=True)
 class CosineParams:
-    """Autonomous cosine (PAPER.md section 5; task defined in
-    :mod:`linrnn_theory.simulation.cosine`).
-
-    ``pulse = 20`` is our choice (the paper does not give it): with a unit pulse the signal
-    that reaches the loss window (t > 10) is damped by about ``exp(-10 (1 - g))`` and the
-    loss moved by less than 1 % in 1000 epochs at the paper's rates (measured: g = 0.8,
-    N = 256, 0.2501 -> 0.2488).
+    """Autonomous cosine (the paper's supplementary material; task defined in
+    :mod:`linrnn_theory.simulation.cosine`): no input, ``x_0 = m`` with ``|m| = sqrt(N)``,
+    readout ``w = m / N``, loss on the first ``n_periods_loss`` periods, the network runs
+    on unscored to ``t_max``.
     """
 
     N: int = 256
@@ -124,7 +121,6 @@ class CosineParams:
     period: float = 5.0
     amplitude: float = 1.0
     n_periods_loss: float = 2.0
-    pulse: float = 20.0
     record_every: int = 20
 
     def lr(self, g: float) -> float:
