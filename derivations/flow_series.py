@@ -1,6 +1,6 @@
 r"""Taylor series of the large-N gradient flow in learning time, to any order.
 
-Set-up (PAPER.md section 4, fixed-point limit): ``z = w^T (I - W)^{-1} m`` and
+Set-up (docs/paper.md section 4, fixed-point limit): ``z = w^T (I - W)^{-1} m`` and
 ``dW/dtau = e a b^T`` with ``e = z_hat - z``, ``a = (I - W)^{-T} w``, ``b = (I - W)^{-1} m``.
 With ``R = (I - W0)^{-1}`` define the chains ``u_1 = R^T w``, ``v_1 = R m``,
 ``u_{k+1} = R^T v_k``, ``v_{k+1} = R u_k`` (and ``v_0 = w``, ``u_0 = m``). By Woodbury,

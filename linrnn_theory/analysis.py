@@ -35,7 +35,7 @@ def shuffle_loss(net: Network, W, task: FixedPointTask, seed: int = 0, mode: str
     """Loss after shuffling the entries of ``W0`` while keeping ``Delta W = W - W0``.
 
     The shuffled network is ``P(W0) + Delta W`` with ``P`` a uniformly random permutation of
-    the N^2 entries (PAPER.md section 3). With ``n_shuffles > 1`` the mean loss over
+    the N^2 entries (docs/paper.md section 3). With ``n_shuffles > 1`` the mean loss over
     independent permutations is returned. In fixed-point mode an unstable shuffled network
     has loss ``inf``.
 

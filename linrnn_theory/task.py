@@ -1,6 +1,6 @@
 """The simplified task of the paper's linear part: an input-driven fixed point.
 
-Time grid (Euler scheme of PAPER.md section 2, phi = identity)::
+Time grid (Euler scheme of docs/paper.md section 2, phi = identity)::
 
     x_0 = 0
     x_{k+1} = (1 - dt) x_k + dt (W x_k + m u_k),   k = 0 .. T-1,   T = round(t_max / dt)
@@ -37,7 +37,7 @@ def _steps(name: str, duration: float, dt: float) -> int:
 
 @dataclass(frozen=True)
 class FixedPointTask:
-    """Input-driven fixed-point task (PAPER.md section 4).
+    """Input-driven fixed-point task (docs/paper.md section 4).
 
     Parameters
     ----------

@@ -20,7 +20,7 @@ RUN_KEYS = {"schema", "params", "status", "message", "stop_epoch", "converged_ep
             "wall_time_s"}
 PRED_KEYS = {"schema", "method", "params", "status", "message", "tau", "tau_tilde",
              "readout", "loss", "singular_values", "outlier_eigenvalue", "grad_norm", "cli"}
-THIRD_ORDER = "zhat*(8*beta*zhat**2 + 1)/6"   # PAPER.md section 4, coefficient of tau~^3
+THIRD_ORDER = "zhat*(8*beta*zhat**2 + 1)/6"   # docs/paper.md section 4, coefficient of tau~^3
 
 SIM = ["simulate", "--N", "16", "--g", "0.5", "--target", "1", "--lr0", "0.009",
        "--epochs", "5"]

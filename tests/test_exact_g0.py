@@ -1,11 +1,11 @@
 """The exact ``g = 0`` solution against the gradient flow of the full network.
 
-Issue "Theory I": at ``g = 0`` the exact solution must match a gradient-flow simulation of
+At ``g = 0`` the exact solution must match a gradient-flow simulation of
 the full network to ``1e-6`` relative over the whole trajectory, up to convergence, for
 ``z_hat in {0.5, 1, 2, 4}``.
 
 Reference ("simulation"): the fixed-point gradient flow ``dW/dtau = (z_hat - z) a b^T``
-(PAPER.md section 4) integrated for all ``N^2`` entries of ``Delta W`` with scipy's DOP853,
+(docs/paper.md section 4) integrated for all ``N^2`` entries of ``Delta W`` with scipy's DOP853,
 a dense LU of ``I - W`` at every right-hand side and ``rtol = 1e-12``. Nothing in it knows
 about the rank-2 structure, Krylov chains or the closed form.
 
@@ -40,7 +40,7 @@ from linrnn_theory.simulation.dense import gradient_flow
 
 TARGETS = (0.5, 1.0, 2.0, 4.0)
 N = 96                  # full flow: N^2 = 9216 ODE variables, ~1 s per trajectory
-REL_TOL = 1e-6          # the issue's requirement (see the error budget above)
+REL_TOL = 1e-6          # the required accuracy (see the error budget above)
 
 
 def full_gradient_flow(net: lt.Network, target: float, tau: np.ndarray, rtol: float = 1e-12):

@@ -1,4 +1,4 @@
-"""Foundation of the simulator (issue 2): exact gradients, the finite-time model against its
+"""Foundation of the simulator: exact gradients, the finite-time model against its
 fixed-point limit, the rank of Delta W at g = 0, reproducibility, input validation, the
 fast fixed-point engine against the dense reference, and the analyses of trained networks.
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import linrnn_theory as lt
 
-#: The paper's learning rates, lr = lr0 (1 - g^2)^2 (PAPER.md section 4).
+#: The paper's learning rates, lr = lr0 (1 - g^2)^2 (docs/paper.md section 4).
 PAPER_LR0 = {0.5: 0.015, 1.0: 0.009, 2.0: 0.003}
 
 

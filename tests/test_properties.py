@@ -354,7 +354,7 @@ def transient_bound(W: np.ndarray, net: lt.Network, task: lt.FixedPointTask) -> 
 
     For diagonalisable ``W = V D V^{-1}``: ``|A^j|_2 <= kappa_V rho^j`` with ``kappa_V =
     cond(V)`` and ``rho = max_i |1 - dt + dt lambda_i|`` (the spectral radius of ``A``; for
-    real eigenvalues this is ``|1 - dt (1 - lambda)|``, the rate in the issue, but complex
+    real eigenvalues this is ``|1 - dt (1 - lambda)|``, the naive rate, but complex
     ones can be slower). Hence, per decision step,
 
         ``|z_k - z*| <= |c| |a| kappa_V rho^n |m|``

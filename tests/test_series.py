@@ -1,5 +1,5 @@
 """The perturbative series in ``tau_tilde = beta^2 tau``: symbolic derivation, generated
-module, numeric evaluation and convergence towards the gradient flow (issue "Theory I").
+module, numeric evaluation and convergence towards the gradient flow.
 
 * The order-3 readout equals the paper's published expansion symbolically.
 * Re-deriving to order 5 reproduces the stored strings of the generated module
@@ -51,7 +51,7 @@ def derived():
 
 # -- the published expansion ------------------------------------------------------------
 def test_order3_readout_equals_published_expansion():
-    """PAPER.md section 4: z = zh tt - zh tt^2/2 + zh tt^3/6 (1 + 8 zh^2 beta) + O(tt^4)."""
+    """docs/paper.md section 4: z = zh tt - zh tt^2/2 + zh tt^3/6 (1 + 8 zh^2 beta) + O(tt^4)."""
     c = symbolic_series(3)
     assert len(c) == 4
     published = ZR * TT - ZR * TT ** 2 / 2 + ZR * TT ** 3 / 6 * (1 + 8 * ZR ** 2 * B)

@@ -145,7 +145,7 @@ def test_failure_theory_basic_facts():
 
 def test_failure_prediction_matches_finite_time_simulation():
     """The reduced descent of the network's own instance model predicts whether the
-    finite-time (bptt) training of that network diverges (t_max = 201, PAPER.md section 5)."""
+    finite-time (bptt) training of that network diverges (t_max = 201, docs/paper.md section 5)."""
     net = lt.init_network(N=96, g=0.8, seed=0)
     task = lt.FixedPointTask(target=4.0, t_max=201.0)
     outcomes = {}

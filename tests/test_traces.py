@@ -1,6 +1,6 @@
 """The large-N trace rule (``derivations/free_probability.py``, ``theory/traces.py``).
 
-Issue "Theory I": *the large-N trace rule matches sampled matrices (N = 2000) for words of
+Claim: *the large-N trace rule matches sampled matrices (N = 2000) for words of
 length <= 6 and g in {0.3, 0.6, 0.9}, within sampling error.*
 
 (a) Schwinger-Dyson values vs the independent count of non-crossing pairings, all

@@ -3,7 +3,7 @@
 One "epoch" is what the paper's code does per iteration: draw a batch of 32 trials,
 forward pass, backpropagation through time, Adam update of W_in, W, W_out. It is
 compared with the paper implementation measured on this 2-core machine (PyTorch,
-float32, CPU): 115 / 38 / 23 ms per epoch for flip-flop / Mante / Romo (PAPER.md section
+float32, CPU): 115 / 38 / 23 ms per epoch for flip-flop / Mante / Romo (docs/paper.md section
 6). The target is at most half of those.
 
 ``run_nonlinear`` additionally evaluates a fixed test batch (64 trials) after every

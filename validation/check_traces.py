@@ -1,4 +1,4 @@
-r"""Check the large-N trace rule against sampled real Ginibre matrices (issue "Theory I").
+r"""Check the large-N trace rule against sampled real Ginibre matrices.
 
 For ``W0 = g J`` (``J_ij ~ N(0, 1/N)`` real, as in :func:`linrnn_theory.init_network`) and
 ``R = (I - W0)^{-1}``, every canonical word of length <= 6 in ``R`` and ``R^T``

@@ -1,4 +1,4 @@
-"""Time the symbolic derivation to order 5 (issue "Theory I": ``linrnn-theory derive --order 5``
+"""Time the symbolic derivation to order 5 (``linrnn-theory derive --order 5``
 prints/writes the coefficients in under a minute on this machine).
 
 Two measurements:

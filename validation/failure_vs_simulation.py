@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Failure of learning: the reduced-descent prediction against finite-time simulations.
 
-PAPER.md section 5: N = 256, t_max = 201, dt = 0.5, g in {0.6, 0.8}, large targets, lr0 in
+docs/paper.md section 5: N = 256, t_max = 201, dt = 0.5, g in {0.6, 0.8}, large targets, lr0 in
 {0.002, 0.001} (lr = lr0 (1 - g^2)^2). For each (g, target, lr0, seed) the finite-time
 network is trained by plain gradient descent (fast bptt engine) and classified as
 "diverged" (status) or not; the final ``lr |grad z|^2`` shows the edge of stability

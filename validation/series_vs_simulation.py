@@ -1,4 +1,4 @@
-r"""Series vs seed-averaged simulation at finite N (issue "Theory I", literal check).
+r"""Series vs seed-averaged simulation at finite N (literal check).
 
 *For g > 0 the series' error against simulation (seed-averaged, N >= 1024) falls with the
 order at small tau~: the residual of order K scales as tau~^(K+1).*

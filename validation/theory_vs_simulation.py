@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Theory II against simulation: the measurements behind the closing note of issue 4.
+"""Theory II against simulation: the reduced ODE and the observables against full simulation.
 
 Parts (select with ``--part``; each writes ``<out>/<part>.json`` and prints a table):
 

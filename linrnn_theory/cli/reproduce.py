@@ -39,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="preset", action="store_const", const="quick",
                    help="small, fast parameters (default; the four linear figures take "
-                        "about 45 s on an idle 2-core machine, longer under load)")
+                        "43 s measured on an idle 2-core machine from an empty cache, longer under load)")
     g.add_argument("--full", dest="preset", action="store_const", const="full",
                    help="the paper's parameters (fig4 alone: ~5 min on 2 cores; "
                         "nonlinear: hours)")

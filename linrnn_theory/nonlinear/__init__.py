@@ -1,4 +1,4 @@
-"""Nonlinear (tanh) RNNs on the paper's three neuroscience tasks (PAPER.md sections 2-3).
+"""Nonlinear (tanh) RNNs on the paper's three neuroscience tasks (docs/paper.md sections 2-3).
 
 Training changes the connectivity by a low-rank ``Delta W = W - W0``; larger initial
 random connectivity ``g`` speeds learning; ``Delta W`` is correlated with ``W0``.

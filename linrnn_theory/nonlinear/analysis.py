@@ -1,6 +1,6 @@
 """Analyses of the connectivity change ``Delta W = W - W0`` of trained tanh RNNs.
 
-Pure functions after PAPER.md section 3 (Schuessler et al. 2020, Figs. 1-2): singular
+Pure functions after docs/paper.md section 3 (Schuessler et al. 2020, Figs. 1-2): singular
 values of ``Delta W``, loss with ``Delta W`` cut to its best rank ``R``, variance of
 ``Delta W`` explained by its top ``R`` singular values, loss with ``W0``'s entries shuffled
 (``Delta W`` kept), eigenvalues, and the learning time.
@@ -25,7 +25,7 @@ __all__ = [
     "zero_output_loss", "DEFAULT_RANKS",
 ]
 
-#: Ranks of the truncation analysis, R = 0 ... 25 (PAPER.md section 3).
+#: Ranks of the truncation analysis, R = 0 ... 25 (docs/paper.md section 3).
 DEFAULT_RANKS = tuple(range(26))
 
 
@@ -177,7 +177,7 @@ def shuffle_losses(params: RNNParams, W0, batch, dt: float = 0.5, n_shuffles: in
                    seed: int = 0) -> np.ndarray:
     """Loss of ``shuffle(W0) + Delta W`` for ``n_shuffles`` independent permutations.
 
-    ``Delta W = params.W - W0`` is kept; only ``W0`` is scrambled (PAPER.md section 3, claim
+    ``Delta W = params.W - W0`` is kept; only ``W0`` is scrambled (docs/paper.md section 3, claim
     3). For ``W0 = 0`` (g = 0) the shuffle changes nothing. A shuffled network whose
     activity overflows has loss ``inf``.
 
@@ -238,7 +238,7 @@ def learning_epoch(test_loss, threshold: float) -> int | None:
     """First epoch at which the test loss is below ``threshold`` (``None`` if never).
 
     ``test_loss[k]`` is the loss after ``k`` parameter updates (``test_loss[0]``: initial).
-    The learning time in gradient-flow units is ``lr * epoch`` (PAPER.md section 2).
+    The learning time in gradient-flow units is ``lr * epoch`` (docs/paper.md section 2).
 
     Examples
     --------

@@ -6,7 +6,7 @@ evaluates a fixed test batch after every update. It returns a plain ``dict`` of 
 arrays and scalars (see :func:`run_nonlinear` for the keys), picklable and JSON-able after
 ``.tolist()``.
 
-Presets (PAPER.md section 3): :data:`FULL` is the paper's setting, :data:`QUICK` a small
+Presets (docs/paper.md section 3): :data:`FULL` is the paper's setting, :data:`QUICK` a small
 one for smoke tests and the documentation (see ``docs/nonlinear.md`` for its measured run
 time and results).
 """
@@ -28,7 +28,7 @@ from .tasks import TASK_NAMES, TEST_SEED, make_task
 
 __all__ = ["run_nonlinear", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS", "sweep"]
 
-#: Training epochs of the paper per task (PAPER.md section 3).
+#: Training epochs of the paper per task (docs/paper.md section 3).
 PAPER_EPOCHS = {"flipflop": 1000, "mante": 2000, "romo": 6000}
 #: Largest g of the paper's sweep per task (g from 0 in steps of 0.3).
 PAPER_G_MAX = {"flipflop": 2.1, "mante": 2.7, "romo": 3.0}
@@ -315,7 +315,7 @@ class SweepPreset:
         return out
 
 
-#: The paper's sweep (PAPER.md section 3): N = 256, g = 0, 0.3, ... up to 2.1 / 2.7 / 3.0,
+#: The paper's sweep (docs/paper.md section 3): N = 256, g = 0, 0.3, ... up to 2.1 / 2.7 / 3.0,
 #: 1000 / 2000 / 6000 epochs, 5 seeds, batch 32, lr = 0.05 / N.
 FULL = SweepPreset(
     name="full", N=256,

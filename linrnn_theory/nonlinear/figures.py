@@ -1,6 +1,6 @@
 """Figures and a markdown report for sweeps of :func:`~.experiment.run_nonlinear` results.
 
-After PAPER.md section 3 (Schuessler et al. 2020, Figs. 1-2): loss curves coloured by g,
+After docs/paper.md section 3 (Schuessler et al. 2020, Figs. 1-2): loss curves coloured by g,
 singular values of ``Delta W`` (final and over training), loss with ``Delta W`` truncated to
 rank R, variance explained, eigenvalues, shuffled-``W0`` loss and learning time vs g.
 """

@@ -1,6 +1,6 @@
 """Discrete-time tanh RNN with a hand-written, exact backpropagation through time.
 
-Model (PAPER.md section 2, Schuessler et al., NeurIPS 2020, eq. 1 with phi = tanh)::
+Model (docs/paper.md section 2, Schuessler et al., NeurIPS 2020, eq. 1 with phi = tanh)::
 
     x[0]   = 0
     x[t+1] = (1 - dt) x[t] + dt (W tanh(x[t]) + W_in u[t]),      t = 0 .. T-1
@@ -179,7 +179,7 @@ def init_params(N: int, n_in: int, n_out: int, g: float, seed: int | np.random.G
 
     ``W0 = g J`` with ``J_ij ~ N(0, 1/N)``; the input columns are independent Gaussian
     directions scaled to norm ``sqrt(N)``, the output columns independent Gaussian
-    directions scaled to norm ``1/sqrt(N)`` (PAPER.md section 2). One
+    directions scaled to norm ``1/sqrt(N)`` (docs/paper.md section 2). One
     :class:`numpy.random.Generator` draws, in this order, ``J``, the input directions and the
     output directions, so the same ``seed`` gives the same ``J`` (and the same in/out
     vectors) for every ``g``.

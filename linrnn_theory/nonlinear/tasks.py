@@ -1,4 +1,4 @@
-"""The three neuroscience tasks of the paper's nonlinear part (PAPER.md section 3).
+"""The three neuroscience tasks of the paper's nonlinear part (docs/paper.md section 3).
 
 Every task samples a batch of trials as a :class:`TrialBatch` of arrays laid out
 ``(time, batch, channel)``:
@@ -108,7 +108,7 @@ class _Task:
 
 @dataclass(frozen=True)
 class FlipFlopTask(_Task):
-    """2-bit flip-flop: 2 inputs, 2 outputs (PAPER.md section 3).
+    """2-bit flip-flop: 2 inputs, 2 outputs (docs/paper.md section 3).
 
     Timing rules (durations in time constants, ``dt`` = 0.5 by default):
 
@@ -216,7 +216,7 @@ class FlipFlopTask(_Task):
 
 @dataclass(frozen=True)
 class ManteTask(_Task):
-    """Context-dependent decision making (after Mante et al. 2013), PAPER.md section 3.
+    """Context-dependent decision making (after Mante et al. 2013), docs/paper.md section 3.
 
     Inputs: channels 0 and 1 are the two sensory inputs, channels 2 and 3 the two
     context inputs. One output.
@@ -311,7 +311,7 @@ class ManteTask(_Task):
 
 @dataclass(frozen=True)
 class RomoTask(_Task):
-    """Parametric working memory (after Romo et al. 1999), PAPER.md section 3.
+    """Parametric working memory (after Romo et al. 1999), docs/paper.md section 3.
 
     One input, two outputs (output 0: "first larger", output 1: "second larger").
 

@@ -1,4 +1,4 @@
-"""Failure of learning for large targets (PAPER.md section 5).
+"""Failure of learning for large targets (docs/paper.md section 5).
 
 Finite-time task (BPTT, ``t_max = 201``, ``dt = 0.5``), ``N = 256``, ``g`` in {0.6, 0.8},
 targets ``z_hat`` in {2, 4} with ``lr = lr0 (1 - g^2)^2``, ``lr0 = 0.002`` for ``z_hat = 2``

@@ -78,7 +78,7 @@ class LinearSweep:
 
 @dataclass(frozen=True)
 class DivergeParams:
-    """Failure of learning for large targets (PAPER.md section 5), finite-time task.
+    """Failure of learning for large targets (docs/paper.md section 5), finite-time task.
 
     ``critical_target``: also evaluate ``theory.failure.critical_target`` (a bisection that
     costs minutes per cell; only in FULL).
@@ -159,7 +159,7 @@ class Preset:
 
 _G_FULL = tuple(round(0.1 * k, 10) for k in range(10))
 
-#: The paper's parameters (PAPER.md sections 4-5).
+#: The paper's parameters (docs/paper.md sections 4-5).
 FULL = Preset(
     name="full",
     fig3=LinearSweep(N=1024, g_values=(0.0, 0.6), targets=(0.5, 2.0), seeds=(0, 1, 2, 3, 4),
@@ -363,8 +363,7 @@ _SPECS: dict[type, dict[str, Check]] = {
                    "lrs": _pairs(_float(0.0, 1.0, hi_open=True), _float(0.0, lo_open=True),
                                  "[g, lr > 0]"),
                    "seeds": _SEEDS, "epochs": _int(1), "dt": _POS, "t_max": _POS,
-                   "period": _POS, "amplitude": _float(), "n_periods_loss": _POS,
-                   "pulse": _float(), "record_every": _int(1)},
+                   "period": _POS, "amplitude": _float(), "n_periods_loss": _POS, "record_every": _int(1)},
     SweepPreset: {"N": _N, "seeds": _SEEDS, "batch": _int(1),
                   "lr": _optional(_POS, "a finite number > 0"),
                   "g_values": _per_task(_list_of(_float(0.0), "gains g >= 0"),

@@ -1,4 +1,4 @@
-r"""Failure of learning for large targets (PAPER.md section 5).
+r"""Failure of learning for large targets (docs/paper.md section 5).
 
 Gradient *flow* in the fixed-point limit never pushes an eigenvalue of ``W`` to 1 before the
 target is reached: as the outlier ``lambda -> 1`` the readout ``z = w^T (I - W)^{-1} m``

@@ -1,4 +1,4 @@
-r"""Scalar predictions along the learning trajectory (PAPER.md section 4, Fig. 4).
+r"""Scalar predictions along the learning trajectory (docs/paper.md section 4, Fig. 4).
 
 All quantities refer to the fixed-point gradient flow at large N and are evaluated at the
 *learning time* ``tau_c``: the first time the loss falls below ``rel_loss * L0``

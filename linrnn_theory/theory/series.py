@@ -2,7 +2,7 @@
 generated one), from the coefficients derived symbolically in :mod:`derivations`.
 
 The readout series is odd in ``z_hat`` and the singular-value series even; the published
-third-order readout (PAPER.md section 4) is
+third-order readout (docs/paper.md section 4) is
 ``z = z_hat tau~ - z_hat tau~^2/2 + z_hat tau~^3 (1 + 8 z_hat^2 beta)/6``.
 """
 
