@@ -92,3 +92,33 @@ def test_train_shuffle_truncation_type_errors(net):
 def test_predict_network_array_type_error(net):
     with pytest.raises(TypeError, match="network must be a Network"):
         theory.predict(method="instance", network=np.array(net.W0), tau=TAU)
+
+
+def test_ode_near_g_one_refuses_quickly_instead_of_hanging():
+    """g = 0.999 used to integrate for more than ten minutes; now the step budget of the
+    reduced ODE turns it into a clear error within seconds (no timing assertion: the
+    budget is a count of right-hand side evaluations)."""
+    from linrnn_theory.theory.reduced import StepLimitError
+    with pytest.raises(StepLimitError, match="too stiff"):
+        theory.predict(g=0.999, target=1.0, tau=np.linspace(0, 1e-2, 3), method="ode")
+    with pytest.raises(ValueError, match="too stiff"):
+        theory.learning_time(0.999, 1.0)
+
+
+def test_ode_step_budget_falls_back_to_last_integrated_depth():
+    """At g = 0.998 depth 16 exceeds the budget: the depth-12 result comes back flagged."""
+    p = theory.predict(g=0.998, target=1.0, tau=np.linspace(0, 1e-2, 3), method="ode")
+    assert p.status == "unconverged"
+    assert p.params["depth"] == 12
+    assert "depth 12" in p.message
+    assert abs(p.readout[-1] - 1.0) < 1e-6
+
+
+def test_ode_step_budget_is_an_integrator_argument():
+    from linrnn_theory.theory.large_n import large_n_model
+    from linrnn_theory.theory.reduced import StepLimitError, integrate
+    model = large_n_model(0.6, 4)
+    full = integrate(model, 1.0, np.linspace(0, 1.0, 5))
+    assert full.nfev > 10
+    with pytest.raises(StepLimitError):
+        integrate(model, 1.0, np.linspace(0, 1.0, 5), max_nfev=10)

@@ -18,7 +18,7 @@ from .._checks import check_finite_scalar, check_int, check_range, check_type
 from ..network import Network
 from .exact_g0 import g0_trajectory
 from .large_n import LAMBDA_MAX, large_n_model
-from .reduced import ReducedModel, integrate
+from .reduced import ReducedModel, StepLimitError, integrate
 from .result import Prediction
 from .series import (MAX_ORDER, delta_chain_series, outlier_series_g0, readout_series,
                      singular_value_series)
@@ -76,15 +76,27 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
     """Integrate ``build(depth)`` at increasing depths until the readout and the top
     singular value change by less than ``tol`` (relative); returns ``(model, trajectory,
     depth, change)``. ``change`` is 0 when the chains closed (the subspace stopped growing,
-    so the reduction is exact)."""
+    so the reduction is exact), and infinite when no depth could be integrated.
+
+    A depth whose integration exceeds its step budget (:class:`.reduced.StepLimitError`,
+    deep stiff chains near ``g = 1``) ends the search: the previous depth is returned with
+    its last change, so the caller reports it as unconverged instead of hanging.
+    """
     if depth is not None:
         model = build(depth)
         return model, integrate(model, target, tau, rtol=rtol, atol=atol), depth, float("nan")
     prev = None
     scale = max(abs(target), 1e-300)
+    change = float("inf")
+    best = None
     for d in _DEPTHS:
         model = build(d)
-        traj = integrate(model, target, tau, rtol=rtol, atol=atol)
+        try:
+            traj = integrate(model, target, tau, rtol=rtol, atol=atol)
+        except StepLimitError:
+            if best is None:
+                raise
+            return (*best, change)
         s1 = np.array([_sv(C, 1)[0] for C in traj.C])
         if prev is not None:
             dz = np.max(np.abs(traj.readout - prev[0])) / scale
@@ -95,6 +107,7 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
             if change < tol:
                 return model, traj, d, change
         prev = (traj.readout, s1, model.shape)
+        best = (model, traj, d)
     return model, traj, d, change
 
 
@@ -260,7 +273,11 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         if not outlier:
             message = (f"outlier eigenvalue not computed (N * len(tau) = {network.N * tau.size}"
                        " > 20000 dense eigendecompositions); pass outlier=True to force it")
-    model, traj, used, change = converged_model(build, zt, tt, depth, tol, rtol, atol)
+    try:
+        model, traj, used, change = converged_model(build, zt, tt, depth, tol, rtol, atol)
+    except StepLimitError as exc:
+        raise StepLimitError(f"g = {g_val}: {exc}; use a smaller g, or a network with "
+                             "method='instance'") from None
     params.update(depth=used, depth_change=change, shape=model.shape)
     if depth is None and not change < tol and method != "exact_g0":
         status = "unconverged"
