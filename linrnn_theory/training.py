@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,7 +252,8 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
     iterator = range(epochs)
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False)
+        iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False,
+                        disable=not sys.stderr.isatty())
 
     for ep in iterator:
         L, z = eng.evaluate()
