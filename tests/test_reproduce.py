@@ -345,3 +345,53 @@ def test_recovered_cache_file_is_reported(tiny_out, tmp_path, capsys):
     man = json.loads((d / "manifest.json").read_text())
     assert man["sweep"]["recovered_cache_files"] == []
     assert "recovered cache files" not in (d / "report.md").read_text()
+
+
+def test_identical_runs_write_identical_figures(tiny_out, tmp_path):
+    """No timestamp or software tag in the PDFs/PNGs: a second run from scratch into a new
+    folder writes byte-identical figures, so the manifest's sha256 sums agree."""
+    out, man = tiny_out
+    again = reproduce(["all"], "tiny", tmp_path / "b", jobs=2, progress=False, command="test")
+    figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
+    assert len(figures) >= 12
+    for name in figures:
+        assert (tmp_path / "b" / name).read_bytes() == (out / name).read_bytes(), name
+    sums = {f["path"]: f["sha256"] for f in man["files"] if f["path"].endswith((".png", ".pdf"))}
+    sums_again = {f["path"]: f["sha256"] for f in again["files"]
+                  if f["path"].endswith((".png", ".pdf"))}
+    assert sums == sums_again and len(sums) == len(figures)
+
+
+def test_every_csv_reads_back_with_csv_and_numpy(tiny_out):
+    """Every CSV the figures write holds plain numbers under a header row."""
+    import csv
+    out, _ = tiny_out
+    files = sorted((out / "data").glob("*.csv"))
+    assert files, "no CSV written"
+    for path in files:
+        with path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        header, body = rows[0], rows[1:]
+        assert body and all(len(r) == len(header) for r in body), path
+        numeric = [j for j in range(len(header))
+                   if all(_is_float(r[j]) for r in body)]
+        text = [j for j in range(len(header)) if j not in numeric]
+        assert numeric, path
+        for j in text:      # text columns are labels, never a repr of a number
+            assert not any("float" in r[j] or "(" in r[j] for r in body), (path, header[j])
+        arr = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        assert arr.size == len(body)
+        for j in numeric:
+            col = np.asarray(arr[arr.dtype.names[j]], dtype=float)
+            assert col.shape == (len(body),)
+            ref = np.array([float(r[j]) for r in body])
+            assert np.array_equal(np.isnan(col), np.isnan(ref))
+            assert np.array_equal(col[~np.isnan(col)], ref[~np.isnan(ref)])
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True

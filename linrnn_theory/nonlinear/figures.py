@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._savefig import save_figure
 from .analysis import rank_to_recover
 
 __all__ = ["make_figures", "report_section", "group_results"]
@@ -177,13 +178,7 @@ def _task_figure(task: str, by_g: dict[float, list[dict]], outdir: Path) -> list
                  f"lr = {first['lr']:.3g}, {first['epochs']} epochs, "
                  f"{len(by_g[gs[0]])} seed(s) per g", fontsize=13)
     fig.subplots_adjust(left=0.045, right=0.99, bottom=0.07, top=0.9, wspace=0.3, hspace=0.35)
-    paths = []
-    for ext in ("png", "pdf"):
-        p = outdir / f"nonlinear_{task}.{ext}"
-        fig.savefig(p, dpi=110)
-        paths.append(p)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, outdir, f"nonlinear_{task}", dpi=110)
 
 
 def _summary_figure(grouped: dict, outdir: Path) -> list[Path]:
@@ -216,13 +211,7 @@ def _summary_figure(grouped: dict, outdir: Path) -> list[Path]:
     for a in ax:
         a.legend(fontsize=8)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.91, wspace=0.28)
-    paths = []
-    for ext in ("png", "pdf"):
-        p = outdir / f"nonlinear_summary.{ext}"
-        fig.savefig(p, dpi=110)
-        paths.append(p)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, outdir, "nonlinear_summary", dpi=110)
 
 
 def make_figures(results: Sequence[dict], outdir: str | os.PathLike) -> list[Path]:

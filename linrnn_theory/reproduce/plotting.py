@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .._savefig import save_figure
+
 __all__ = ["new_figure", "save_figure", "g_color", "sim_band", "theory_line",
            "THEORY_STYLES"]
 
@@ -34,32 +36,6 @@ def new_figure(nrows: int, ncols: int, size: tuple[float, float]):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
     return fig, ax
-
-
-def save_figure(fig, outdir: str | os.PathLike, stem: str) -> list[Path]:
-    """Save ``fig`` as ``<outdir>/<stem>.png`` and ``.pdf`` (atomically) and close it.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> fig, ax = new_figure(1, 1, (2, 2))
-    >>> [p.suffix for p in save_figure(fig, tempfile.mkdtemp(), "x")]
-    ['.png', '.pdf']
-    """
-    import io
-    import matplotlib.pyplot as plt
-    from .._io import atomic_write_bytes
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        meta = ({"CreationDate": None, "ModDate": None} if ext == "pdf" else
-                {"Software": None})
-        fig.savefig(buf, format=ext, dpi=150, metadata=meta)
-        paths.append(atomic_write_bytes(outdir / f"{stem}.{ext}", buf.getvalue()))
-    plt.close(fig)
-    return paths
 
 
 def g_color(g: float, g_values: Sequence[float]):
