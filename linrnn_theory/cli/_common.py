@@ -63,7 +63,24 @@ def check_out_path(out: str | None, option: str = "--out") -> Path | None:
         raise CLIError(f"{option}: {str(parent)!r} is not a directory")
     if not os.access(parent, os.W_OK):
         raise CLIError(f"{option}: directory {str(parent)!r} is not writable")
+    _probe_writable(parent, path, option)
     return path
+
+
+def _probe_writable(parent: Path, path: Path, option: str) -> None:
+    """Create and remove a temporary file where the atomic writer will put its own, so that
+    a destination such as ``/proc`` (writable by its mode, not in fact) fails before the
+    work starts, with an error that names the user's path."""
+    import tempfile
+
+    from . import CLIError
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise CLIError(f"{option}: cannot write {str(path)!r} "
+                       f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def cli_record(args: argparse.Namespace) -> dict[str, Any]:

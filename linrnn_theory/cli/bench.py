@@ -67,4 +67,5 @@ def run(args) -> int:
     if out is not None:
         atomic_write_json(out, runs[0] if len(runs) == 1 else
                           {"schema": "linrnn-theory/bench-set/1", "runs": runs})
+        print(f"wrote {out}")
     return 0
