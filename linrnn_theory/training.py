@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,8 +251,7 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
     iterator = range(epochs)
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False,
-                        disable=not sys.stderr.isatty())
+        iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False)
 
     for ep in iterator:
         L, z = eng.evaluate()

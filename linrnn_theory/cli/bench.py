@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_out, check_out_path
+from ._common import add_out, check_out_path, progress_default
 
 __all__ = ["add_parser", "run"]
 
@@ -59,7 +59,7 @@ def run(args) -> int:
             res = bench(Ns=tuple(args.N), g=g, target=args.target, lr0=args.lr0,
                         epochs=args.epochs,
                         dense_epochs={n: args.dense_epochs_large for n in args.N if n > 1024},
-                        seed=args.seed, modes=modes, progress=True)
+                        seed=args.seed, modes=modes, progress=progress_default(None))
             res["params"]["blas_threads"] = threads
             print(f"\ng = {g}  ({threads} BLAS thread{'s' if threads > 1 else ''})")
             print(format_table(res))

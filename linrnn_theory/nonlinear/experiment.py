@@ -13,7 +13,6 @@ time and results).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -351,7 +350,6 @@ def sweep(preset: SweepPreset, tasks: str | Iterable[str] | None = None, n_jobs:
     """
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     runs = [{**kw, **overrides} for kw in preset.runs(tasks)]
-    progress = progress and sys.stderr.isatty()   # no bars in logs: one-line errors only
     if n_jobs == 1:
         it = runs
         if progress:
