@@ -108,7 +108,7 @@ def test_simulate_bptt_with_weights_file(tmp_path, capsys):
                    "--out", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
-    assert set(doc) == RUN_KEYS | {"W"}
+    assert set(doc) == RUN_KEYS | {"W", "W0"}
     ref = lt.train(net, lt.FixedPointTask(target=1.5, t_max=8.0), lr=0.02, epochs=4)
     assert doc["loss"] == ref.loss.tolist()
     assert np.array_equal(np.array(doc["W"]), ref.W)

@@ -24,6 +24,8 @@ examples:
   linrnn-theory predict --g 0.6 --target 1 --method series --order 5 --tau-max 1 --tilde
   linrnn-theory predict --target 1 --method exact_g0 --tau-max 3
   linrnn-theory predict --g 0.6 --target 1 --quantity learning_time --quantity shuffle_loss
+  linrnn-theory predict --weights net.npz --target 1 --tau-max 0.5
+  linrnn-theory predict --weights net.npz --target 1 --quantity learning_time --input-amp 2
 """
 
 
@@ -40,9 +42,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="strength of the random initial connectivity, 0 <= g < 1 "
                         "(not needed for exact_g0)")
     p.add_argument("--target", type=finite_float, required=True, help="target output z_hat")
-    p.add_argument("--method", choices=("ode", "series", "exact_g0"), default="ode",
-                   help="large-N reduced ODE, perturbative series, or the closed form at "
-                        "g = 0 (default ode)")
+    p.add_argument("--method", choices=("ode", "series", "exact_g0", "instance"),
+                   default=None,
+                   help="large-N reduced ODE, perturbative series, the closed form at g = 0, "
+                        "or the reduced ODE of the network given by --weights (default: "
+                        "instance with --weights, else ode)")
+    p.add_argument("--weights", metavar="NPZ", default=None,
+                   help="a network (.npz with W0, m, w, as written by simulate "
+                        "--weights-out): predict for it, not for the large-N average")
+    p.add_argument("--input-amp", type=finite_float, default=1.0, metavar="C",
+                   help="input amplitude c (default 1)")
     p.add_argument("--order", type=int, default=3,
                    help="order of the series in tau_tilde (default 3)")
     p.add_argument("--depth", type=int, default=None, metavar="K",
@@ -111,21 +120,27 @@ def _table(pred, rows: int = 11) -> str:
     return "\n".join(lines)
 
 
-def _observables(args: argparse.Namespace) -> dict[str, Any]:
+def _observables(args: argparse.Namespace, net) -> dict[str, Any]:
     from .. import theory
     from . import CLIError
 
-    if args.method == "exact_g0":
-        raise CLIError("--quantity needs --method ode or series, got exact_g0")
-    if args.g is None:
+    if args.method in ("exact_g0", "series" if net is not None else "exact_g0"):
+        raise CLIError(f"--quantity needs --method ode{'' if net is not None else ' or series'}"
+                       f"{' with --weights' if net is not None else ''}, got {args.method}")
+    g, method = (None, "ode") if net is not None else (args.g, args.method)
+    if net is None and g is None:
         raise CLIError("--g is required")
     if args.tau_max is not None:
         raise CLIError("--tau-max cannot be combined with --quantity")
     names = list(dict.fromkeys(args.quantity))
-    values = {q: float(getattr(theory, q)(args.g, args.target, args.rel_loss, args.method,
-                                          args.order)) for q in names}
-    params: dict[str, Any] = {"g": float(args.g), "target": float(args.target),
-                              "rel_loss": float(args.rel_loss), "method": args.method}
+    values = {q: float(getattr(theory, q)(g, args.target, args.rel_loss, method, args.order,
+                                          network=net, input_amp=args.input_amp))
+              for q in names}
+    params: dict[str, Any] = {"g": None if g is None else float(g),
+                              "target": float(args.target), "rel_loss": float(args.rel_loss),
+                              "method": args.method, "input_amp": float(args.input_amp)}
+    if net is not None:
+        params["weights"] = str(args.weights)
     if args.method == "series":
         params["order"] = int(args.order)
     return {"schema": "linrnn-theory/observables/1", "method": args.method,
@@ -139,22 +154,39 @@ def run(args: argparse.Namespace) -> int:
     from . import CLIError
 
     out = check_out_path(args.out)
+    net = None
+    if args.weights is not None:
+        from .simulate import load_weights
+        if args.g is not None:
+            raise CLIError("--g cannot be combined with --weights (the network fixes W0)")
+        net = load_weights(args.weights)
+    if args.method is None:
+        args.method = "instance" if net is not None else "ode"
+    if args.method == "instance" and net is None:
+        raise CLIError("--method instance needs --weights")
     if args.quantity:
-        doc = _observables(args)
+        if args.method == "instance":
+            args.method = "ode"
+        doc = _observables(args, net)
         for q, v in doc["values"].items():
             print(f"{q:<20} {_fmt(v)}")
     else:
         if args.tau_max is None:
             raise CLIError("--tau-max is required (or give --quantity)")
         g = args.g
+        if net is not None and args.method not in ("instance", "exact_g0"):
+            raise CLIError(f"--weights needs --method instance (or exact_g0 for W0 = 0), "
+                           f"got {args.method}")
         if g is None:
-            if args.method != "exact_g0":
+            if net is None and args.method != "exact_g0":
                 raise CLIError(f"--g is required for method {args.method}")
             g = 0.0
+        if net is not None and args.tilde:
+            raise CLIError("--tilde needs the large-N g; with --weights give the grid in tau")
         tau = tau_grid(args.tau_max, args.n_tau, g, args.tilde)
         pred = theory.predict(g=args.g, target=args.target, tau=tau, method=args.method,
-                              order=args.order, depth=args.depth,
-                              n_singular=args.n_singular)
+                              order=args.order, depth=args.depth, network=net,
+                              n_singular=args.n_singular, input_amp=args.input_amp)
         doc = pred.to_dict()
         print(f"method {pred.method}, status {pred.status}"
               f"{': ' + pred.message if pred.message else ''}")

@@ -84,7 +84,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rec.add_argument("--eigenvalues", action="store_true",
                      help="also record all eigenvalues of W (O(N^3) per record)")
     rec.add_argument("--include-weights", action="store_true",
-                     help="also write the final weights W (N x N) to the JSON file")
+                     help="also write the initial and final weights W0, W (N x N) to the "
+                          "JSON file (nested lists; prefer --weights-out for large N)")
+    rec.add_argument("--weights-out", metavar="NPZ", default=None,
+                     help="write W0, W, m and w to this .npz archive (readable back by "
+                          "--weights)")
     rec.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: only when stderr is a terminal)")
     add_out(rec, "the run (JSON, schema linrnn-theory/run/1)")
@@ -178,10 +182,13 @@ def _summary(res, wall: float, out, conv_rel: float) -> str:
 def run(args: argparse.Namespace) -> int:
     """Execute ``simulate``; returns the exit status (0; errors raise ``ValueError``)."""
     from .. import FixedPointTask, init_network, train
-    from .._io import atomic_write_json
+    from .._io import atomic_write_json, atomic_write_npz
     from . import CLIError
 
     out = check_out_path(args.out)
+    weights_out = check_out_path(args.weights_out, "--weights-out")
+    if weights_out is not None and weights_out.suffix != ".npz":
+        raise CLIError(f"--weights-out must end in .npz, got {str(weights_out)!r}")
     if args.weights is not None:
         if args.N is not None or args.seed is not None:
             raise CLIError("--N and --seed cannot be combined with --weights")
@@ -205,8 +212,14 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     if out is not None:
         doc: dict[str, Any] = res.to_dict(include_weights=args.include_weights)
+        if args.include_weights:
+            doc["W0"] = net.W0.tolist()
         doc["cli"] = cli_record(args)
         doc["wall_time_s"] = wall
         atomic_write_json(out, doc)
+    if weights_out is not None:
+        atomic_write_npz(weights_out, W0=net.W0, W=res.W, m=net.m, w=net.w)
     print(_summary(res, wall, out, args.conv_rel))
+    if weights_out is not None:
+        print(f"wrote           {weights_out}")
     return 0
