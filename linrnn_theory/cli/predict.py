@@ -21,7 +21,7 @@ QUANTITIES = ("learning_time", "dw_norm", "mean_gradient_norm", "shuffle_loss")
 _EXAMPLES = """\
 examples:
   linrnn-theory predict --g 0.6 --target 1 --method ode --tau-max 0.5 --out pred.json
-  linrnn-theory predict --g 0.6 --target 1 --method series --order 5 --tau-max 1 --tilde
+  linrnn-theory predict --g 0.6 --target 1 --method series --order 5 --tau-max 0.3 --tilde
   linrnn-theory predict --target 1 --method exact_g0 --tau-max 3
   linrnn-theory predict --g 0.6 --target 1 --quantity learning_time --quantity shuffle_loss
   linrnn-theory predict --weights net.npz --target 1 --tau-max 0.5

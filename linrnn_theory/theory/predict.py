@@ -22,6 +22,7 @@ from .reduced import ReducedModel, StepLimitError, integrate
 from .result import Prediction
 from .series import (MAX_ORDER, delta_chain_series, outlier_series_g0, readout_series,
                      singular_value_series)
+from .series_radius import series_radius
 from .traces import beta_of
 
 __all__ = ["predict", "METHODS", "converged_model"]
@@ -240,6 +241,15 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
             else:
                 lam = _series_outlier(g_val, zt, tt, order)
         gn = np.full(tau.size, np.nan)
+        radius = series_radius(g_val, zt)
+        params["radius_tau_tilde"] = radius / (c * c)
+        beyond = int(np.count_nonzero(ttu >= radius))
+        if beyond:
+            status = "beyond_radius"
+            message = (f"the series in tau_tilde converges only for tau_tilde < R = "
+                       f"{params['radius_tau_tilde']:.3g}; {beyond} of {tau.size} time points "
+                       "lie beyond it, where no order is accurate: use method='ode'. "
+                       + message).strip()
         return Prediction(tau=tau, tau_tilde=tau_tilde, readout=c * z,
                           loss=0.5 * (target - c * z) ** 2, singular_values=sv,
                           outlier_eigenvalue=lam, grad_norm=gn, method=method, params=params,
