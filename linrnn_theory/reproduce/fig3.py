@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import code_scope
+from ..theory.series_radius import series_radius
 from .plotting import g_color, new_figure, save_figure, sim_band, theory_line
 from .report import fmt, md_table
 
@@ -202,9 +203,10 @@ def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
             c = g_color(g, gs)
             tt = d["tau_tilde"][i, j]
             L0 = 0.5 * z * z
+            inside = tt < series_radius(g, z)    # the series is drawn only where it converges
             sim_band(a_loss, tt, d["sim_loss"][i, j] / L0, c, f"sim g = {g:g}", log=True)
             theory_line(a_loss, tt, d["ode_loss"][i, j] / L0, c, "ode")
-            theory_line(a_loss, tt, d["series_loss"][i, j] / L0, c, "series")
+            theory_line(a_loss, tt[inside], d["series_loss"][i, j][inside] / L0, c, "series")
             rec = d["record_epochs"][i, j]
             rec = rec[rec >= 0]
             tt_rec = tt[rec] if rec.size else rec.astype(float)
@@ -213,7 +215,7 @@ def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
                 sim_band(a_sv, tt_rec, d["sim_sv"][i, j, :, : rec.size, q], c, lab,
                          marker=mk)
                 theory_line(a_sv, tt, d["ode_sv"][i, j, :, q], c, "ode")
-                theory_line(a_sv, tt, d["series_sv"][i, j, :, q], c, "series")
+                theory_line(a_sv, tt[inside], d["series_sv"][i, j, :, q][inside], c, "series")
             if rec.size:
                 sv_max = max(sv_max, float(np.nanmax(d["sim_sv"][i, j, :, : rec.size, 0])))
         a_loss.set_yscale("log")
@@ -234,7 +236,8 @@ def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
             a.grid(alpha=0.3)
     mode = next(r["mode"] for r in results if r["kind"] == "sim")
     fig.suptitle(f"Fig. 3: simulation (markers, band = mean $\\pm$ sd over {n_seeds} seeds; "
-                 f"N = {N}, {mode}) vs theory (solid: reduced ODE, dashed: series order 3)",
+                 f"N = {N}, {mode}) vs theory (solid: reduced ODE, dashed: series order 3, "
+                 "drawn only inside its radius of convergence)",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     paths = save_figure(fig, outdir, NAME)
