@@ -23,7 +23,8 @@ def tiny_out(tmp_path_factory):
 
 def test_every_figure_writes_files(tiny_out):
     out, man = tiny_out
-    expected = ["fig3", "fig4", "diverge", "cosine", "nonlinear_romo", "nonlinear_summary"]
+    expected = ["fig3", "fig4", "diverge", "cosine", "nonlinear_romo", "nonlinear_summary",
+                "nscaling"]
     for stem in expected:
         for ext in ("png", "pdf"):
             p = out / f"{stem}.{ext}"
@@ -34,7 +35,7 @@ def test_every_figure_writes_files(tiny_out):
     assert (out / "data" / "fig4.csv").read_text().startswith("source,g,target")
     report = (out / "report.md").read_text()
     for head in ("## Fig. 3", "## Fig. 4", "## Failure of learning", "## Autonomous cosine",
-                 "## Nonlinear"):
+                 "## Nonlinear", "## Scaling of Delta W with N"):
         assert head in report
     assert "nan" not in report.lower().replace("nonlinear", "")
     disk = json.loads((out / "manifest.json").read_text())
@@ -291,7 +292,7 @@ def test_rerun_of_one_figure_keeps_the_others(tiny_out, tmp_path):
     d = _copy_out(tiny_out, tmp_path)
     (d / "fig4.png").unlink()                 # fig4 is no longer complete: dropped
     man = reproduce(["cosine"], "tiny", d, jobs=1, progress=False, command="second")
-    assert set(man["figures"]) == {"fig3", "diverge", "cosine", "nonlinear"}
+    assert set(man["figures"]) == {"fig3", "diverge", "cosine", "nonlinear", "nscaling"}
     assert man["figures"]["cosine"]["command"] == "second"
     assert man["figures"]["fig3"]["command"] == "test"
     paths = [f["path"] for f in man["files"]]
@@ -304,8 +305,8 @@ def test_rerun_of_one_figure_keeps_the_others(tiny_out, tmp_path):
     assert json.loads((d / "manifest.json").read_text()) == json.loads(json.dumps(man))
     text = (d / "report.md").read_text()
     sections = split_report(text)
-    assert list(sections) == ["fig3", "diverge", "cosine", "nonlinear"]
-    assert list(man["figures"]) == ["fig3", "diverge", "cosine", "nonlinear"]
+    assert list(sections) == ["fig3", "diverge", "cosine", "nonlinear", "nscaling"]
+    assert list(man["figures"]) == ["fig3", "diverge", "cosine", "nonlinear", "nscaling"]
     assert sections["fig3"].startswith("## Fig. 3")
     assert text.count("## Fig. 3") == 1 and "kept from earlier runs" in text
 

@@ -21,7 +21,7 @@ from typing import Any
 
 __all__ = ["add_parser", "run", "parse_overrides"]
 
-_FIGS = "fig3, fig4, diverge, cosine, nonlinear, all"
+_FIGS = "fig3, fig4, diverge, cosine, nonlinear, nscaling, all"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,14 +35,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                "OUT/cache; an interrupted run resumes where it stopped.")
     p.add_argument("figures", nargs="*", metavar="FIGURE",
                    help=f"figures to make: {_FIGS} (default: fig3 fig4 diverge cosine; "
-                        "'nonlinear' only when named or with 'all')")
+                        "'nonlinear' and 'nscaling' only when named or with 'all')")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="preset", action="store_const", const="quick",
                    help="small, fast parameters (default; the four linear figures take "
                         "43 s measured on an idle 2-core machine from an empty cache, longer under load)")
     g.add_argument("--full", dest="preset", action="store_const", const="full",
                    help="the paper's parameters (fig4 alone: ~5 min on 2 cores; "
-                        "nonlinear: hours)")
+                        "nonlinear: hours; nscaling: days)")
     g.add_argument("--tiny", dest="preset", action="store_const", const="tiny",
                    help="smoke-test sizes (seconds; the numbers mean nothing)")
     p.set_defaults(preset="quick")

@@ -8,6 +8,7 @@ Figures (each a module with ``tasks(preset)``, ``run_task(params)``,
 * ``diverge`` -- failure of learning for large targets.
 * ``cosine`` -- the autonomous cosine task.
 * ``nonlinear`` -- the tanh-RNN experiments (:mod:`linrnn_theory.nonlinear`).
+* ``nscaling`` -- scaling of ``Delta W`` of the tanh-RNN tasks with N.
 
 Parameters: :mod:`.presets`; command line: ``linrnn-theory reproduce`` (see
 ``docs/reproduce.md``); execution and caching: :mod:`linrnn_theory.sweep`.
@@ -28,11 +29,13 @@ from types import ModuleType
 
 from ..sweep.cache import code_version as _code_version
 
-__all__ = ["reproduce", "previous_figures", "FIGURES", "LINEAR_FIGURES", "figure_module", "code_scope", "SIM_CODE",
+__all__ = ["reproduce", "previous_figures", "FIGURES", "LINEAR_FIGURES", "NONLINEAR_FIGURES", "figure_module", "code_scope", "SIM_CODE",
            "THEORY_CODE"]
 
 LINEAR_FIGURES = ("fig3", "fig4", "diverge", "cosine")
-FIGURES = LINEAR_FIGURES + ("nonlinear",)
+#: Figures whose tasks train the tanh RNN (their cache keys use :data:`NONLINEAR_CODE`).
+NONLINEAR_FIGURES = ("nonlinear", "nscaling")
+FIGURES = LINEAR_FIGURES + NONLINEAR_FIGURES
 
 #: Source files (globs relative to the package) whose content affects simulation results
 #: of the linear network; part of every cache key of a simulation task.
@@ -62,7 +65,8 @@ def code_scope(figure: str, kind: str) -> str:
     """Code version of the tasks of ``kind`` ("sim" or "theory") of ``figure``.
 
     Package version + hash of the library sources the tasks depend on
-    (:data:`SIM_CODE`, :data:`THEORY_CODE` or :data:`NONLINEAR_CODE`) + hash of the source
+    (:data:`SIM_CODE`, :data:`THEORY_CODE` or, for :data:`NONLINEAR_FIGURES`,
+    :data:`NONLINEAR_CODE`) + hash of the source
     of the figure module's task functions (its ``TASK_CODE`` tuple). Drawing and report
     code do not enter, so editing a figure's layout keeps the cached results.
 
@@ -73,7 +77,7 @@ def code_scope(figure: str, kind: str) -> str:
     """
     import hashlib
     import inspect
-    if figure == "nonlinear":
+    if figure in NONLINEAR_FIGURES:
         base = _code_version(NONLINEAR_CODE, NONLINEAR_EXCLUDE)
     elif kind == "theory":
         base = _code_version(THEORY_CODE)

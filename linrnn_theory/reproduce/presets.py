@@ -16,7 +16,7 @@ from ..nonlinear.experiment import QUICK as NONLINEAR_QUICK
 from ..nonlinear.experiment import SweepPreset
 from ..nonlinear.tasks import TASK_NAMES
 
-__all__ = ["LinearSweep", "DivergeParams", "CosineParams", "Preset", "QUICK", "FULL", "TINY",
+__all__ = ["LinearSweep", "DivergeParams", "CosineParams", "NScalingParams", "Preset", "QUICK", "FULL", "TINY",
            "PRESETS", "get_preset", "with_overrides", "validate_preset"]
 
 #: lr0 per target of the paper's Figs. 3-4 (lr = lr0 (1 - g^2)^2).
@@ -128,6 +128,41 @@ class CosineParams:
         return dict(self.lrs)[g]
 
 
+@dataclass(frozen=True)
+class NScalingParams:
+    """Scaling of ``Delta W`` with N (the paper's supplementary material): the tanh-RNN
+    tasks of :mod:`linrnn_theory.nonlinear` at each of ``N_values`` and ``g_values``, Adam
+    at ``lr = lr_scale / N``, all of ``W_in``, ``W`` and ``W_out`` trained.
+
+    Parameters
+    ----------
+    N_values, g_values, tasks, seeds : tuple
+    epochs : tuple of (task, epochs) pairs
+    batch : int
+        Trials per update.
+    lr_scale : float
+        ``lr = lr_scale / N`` (paper: 0.05).
+    sv_threshold : float
+        A singular value of ``Delta W`` is "large" above this fraction of the largest.
+    n_test, test_every : int
+        Test batch size and how often it is evaluated.
+    records : int
+        ``|Delta W|_F`` is recorded about ``records`` times along training.
+    """
+
+    N_values: tuple = (64, 128, 256, 512, 1024)
+    g_values: tuple = (0.0, 0.9, 1.8)
+    tasks: tuple = TASK_NAMES
+    epochs: tuple = (("flipflop", 1000), ("mante", 2000), ("romo", 6000))
+    seeds: tuple = (0, 1, 2, 3, 4)
+    batch: int = 32
+    lr_scale: float = 0.05
+    sv_threshold: float = 0.1
+    n_test: int = 64
+    test_every: int = 50
+    records: int = 10
+
+
 @dataclass(frozen=True, eq=False)
 class Preset:
     """All parameters of one ``reproduce`` run."""
@@ -138,6 +173,7 @@ class Preset:
     diverge: DivergeParams
     cosine: CosineParams
     nonlinear: SweepPreset
+    nscaling: NScalingParams = NScalingParams()
     notes: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,6 +190,7 @@ class Preset:
                 "nonlinear": {"name": nl.name, "N": nl.N, "g_values": dict(nl.g_values),
                               "epochs": dict(nl.epochs), "seeds": list(nl.seeds),
                               "batch": nl.batch, "lr": nl.lr, "extra": dict(nl.extra)},
+                "nscaling": asdict(self.nscaling),
                 "notes": dict(self.notes)}
 
 
@@ -169,9 +206,12 @@ FULL = Preset(
     diverge=DivergeParams(N=256, seeds=(0, 1, 2), epochs=400, critical_target=True),
     cosine=CosineParams(N=256, seeds=(0, 1, 2)),
     nonlinear=NONLINEAR_FULL,
+    nscaling=NScalingParams(),
     notes={"fig3": "N = 1024, finite-time task (bptt), 5 seeds; singular values every 2 "
                    "epochs", "fig4": "N = 1024, finite-time task (bptt), 5 seeds",
-           "nonlinear": "N = 256, the paper's g grid and epochs, 5 seeds"},
+           "nonlinear": "N = 256, the paper's g grid and epochs, 5 seeds",
+           "nscaling": "N = 64 ... 1024, g in {0, 0.9, 1.8}, 5 seeds, the paper's epochs "
+                       "and lr = 0.05/N (several days on 2 cores; see docs/reproduce.md)"},
 )
 
 #: Small and fast: all four linear figures in under a minute on an idle 2-core machine
@@ -187,6 +227,8 @@ QUICK = Preset(
     diverge=DivergeParams(N=128, seeds=(0,), epochs=400),
     cosine=CosineParams(N=128, seeds=(0,)),
     nonlinear=NONLINEAR_QUICK,
+    nscaling=NScalingParams(N_values=(32, 64, 128), epochs=tuple((t, 300) for t in TASK_NAMES),
+                            seeds=(0,), n_test=32),
     notes={"fig3": "N = 256 (paper 1024), 3 seeds (paper 5), finite-time task (bptt)",
            "fig4": "N = 256 (paper 1024), 3 seeds (paper 5), g in {0, 0.3, 0.6, 0.9} "
                    "(paper 0, 0.1, ..., 0.9), fixed-point limit instead of the finite-time "
@@ -194,7 +236,9 @@ QUICK = Preset(
            "diverge": "N = 128 (paper 256), 1 seed",
            "cosine": "N = 128 (paper 256), 1 seed",
            "nonlinear": "N = 64 (paper 256), g in {0, 0.9, 1.8}, 1 seed (paper 5), "
-                        "500 / 600 / 800 epochs, lr = 0.035/N (paper 0.05/N)"},
+                        "500 / 600 / 800 epochs, lr = 0.035/N (paper 0.05/N)",
+           "nscaling": "N in {32, 64, 128} (paper 64 ... 1024), 300 epochs (paper 1000 / "
+                       "2000 / 6000), 1 seed (paper 5), lr = 0.05/N as in the paper"},
 )
 
 #: Smoke-test sizes (seconds); not a reproduction.
@@ -210,6 +254,9 @@ TINY = Preset(
                         epochs=10, t_max=4.0, period=1.0, dt=0.1, record_every=5),
     nonlinear=SweepPreset("tiny", N=8, g_values={"romo": (0.0, 0.9)}, epochs={"romo": 3},
                           seeds=(0,), batch=4, extra={"n_test": 4}),
+    nscaling=NScalingParams(N_values=(8, 16), g_values=(0.0, 0.9), tasks=("romo",),
+                            epochs=(("romo", 4),), seeds=(0,), batch=4, n_test=4,
+                            test_every=2, records=2),
     notes={"all": "smoke-test sizes; the numbers mean nothing"},
 )
 
@@ -370,9 +417,16 @@ _SPECS: dict[type, dict[str, Check]] = {
                                         "list of gains g >= 0"),
                   "epochs": _per_task(_int(1), "integer >= 1"),
                   "extra": _mapping},
+    NScalingParams: {"N_values": _list_of(_int(2), "integers N >= 2"),
+                     "g_values": _list_of(_float(0.0), "gains g >= 0"),
+                     "tasks": _list_of(_choice(*TASK_NAMES), f"task names ({', '.join(TASK_NAMES)})"),
+                     "epochs": _pairs(_choice(*TASK_NAMES), _int(1), "[task, epochs >= 1]"),
+                     "seeds": _SEEDS, "batch": _int(1), "lr_scale": _POS,
+                     "sv_threshold": _float(0.0, 1.0, lo_open=True, hi_open=True),
+                     "n_test": _int(1), "test_every": _int(1), "records": _int(1)},
 }
 
-_SECTIONS = ("fig3", "fig4", "diverge", "cosine", "nonlinear")
+_SECTIONS = ("fig3", "fig4", "diverge", "cosine", "nonlinear", "nscaling")
 
 
 def _check_field(section: str, obj: Any, name: str, value: Any) -> Any:
@@ -409,6 +463,12 @@ def _check_section(section: str, obj: Any) -> Any:
             raise ValueError(f"{section}.n_periods_loss * {section}.period must be smaller "
                              f"than {section}.t_max ({obj.t_max:g}), got "
                              f"{obj.n_periods_loss * obj.period:g}")
+    if isinstance(obj, NScalingParams):
+        known = dict(obj.epochs)
+        missing = [t for t in obj.tasks if t not in known]
+        if missing:
+            raise ValueError(f"{section}.epochs has no entry for task(s) "
+                             f"{', '.join(missing)} of {section}.tasks")
     if isinstance(obj, SweepPreset):
         missing = [t for t in obj.g_values if t not in obj.epochs]
         if missing:
