@@ -440,6 +440,15 @@ def _check_field(section: str, obj: Any, name: str, value: Any) -> Any:
         raise ValueError(f"{section}.{name} must be {exc}, got {value!r}") from None
 
 
+def _require_keys(section: str, field: str, what: str, known: Any, needed: Any,
+                  needed_field: str) -> None:
+    """Raise if some entry of ``needed`` has no key in the mapping ``known``."""
+    missing = [k for k in needed if k not in known]
+    if missing:
+        names = ", ".join(f"{k:g}" if isinstance(k, float) else str(k) for k in missing)
+        raise ValueError(f"{section}.{field} has no {what} {names} of {section}.{needed_field}")
+
+
 def _check_section(section: str, obj: Any) -> Any:
     values = {name: _check_field(section, obj, name, getattr(obj, name))
               for name in _SPECS[type(obj)]}
@@ -448,32 +457,21 @@ def _check_section(section: str, obj: Any) -> Any:
         raise ValueError(f"{section}.dt must be smaller than {section}.t_max "
                          f"({obj.t_max:g}), got {obj.dt!r}")
     if isinstance(obj, (LinearSweep, DivergeParams)):
-        known = dict(obj.lr0)
-        missing = [z for z in obj.targets if z not in known]
-        if missing:
-            raise ValueError(f"{section}.lr0 has no rate for target(s) "
-                             f"{', '.join(f'{z:g}' for z in missing)} of {section}.targets")
+        _require_keys(section, "lr0", "rate for target(s)", dict(obj.lr0), obj.targets,
+                      "targets")
     if isinstance(obj, CosineParams):
-        known = dict(obj.lrs)
-        missing = [g for g in obj.g_values if g not in known]
-        if missing:
-            raise ValueError(f"{section}.lrs has no rate for gain(s) "
-                             f"{', '.join(f'{g:g}' for g in missing)} of {section}.g_values")
+        _require_keys(section, "lrs", "rate for gain(s)", dict(obj.lrs), obj.g_values,
+                      "g_values")
         if obj.n_periods_loss * obj.period >= obj.t_max:
             raise ValueError(f"{section}.n_periods_loss * {section}.period must be smaller "
                              f"than {section}.t_max ({obj.t_max:g}), got "
                              f"{obj.n_periods_loss * obj.period:g}")
     if isinstance(obj, NScalingParams):
-        known = dict(obj.epochs)
-        missing = [t for t in obj.tasks if t not in known]
-        if missing:
-            raise ValueError(f"{section}.epochs has no entry for task(s) "
-                             f"{', '.join(missing)} of {section}.tasks")
+        _require_keys(section, "epochs", "entry for task(s)", dict(obj.epochs), obj.tasks,
+                      "tasks")
     if isinstance(obj, SweepPreset):
-        missing = [t for t in obj.g_values if t not in obj.epochs]
-        if missing:
-            raise ValueError(f"{section}.epochs has no entry for task(s) "
-                             f"{', '.join(missing)} of {section}.g_values")
+        _require_keys(section, "epochs", "entry for task(s)", obj.epochs, obj.g_values,
+                      "g_values")
     return obj
 
 
