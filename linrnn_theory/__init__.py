@@ -16,13 +16,13 @@ Quick tour
 from .analysis import delta_singular_values, shuffle_loss, truncation_losses
 from .gradient import gradient, loss
 from .network import Network, init_network
-from .task import FixedPointTask
+from .task import CosineTask, FixedPointTask, Task
 from .training import TrainResult, train
 from . import theory  # noqa: E402  (subpackage)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Network", "init_network", "FixedPointTask", "gradient", "loss", "train", "TrainResult",
+    "Network", "init_network", "Task", "FixedPointTask", "CosineTask", "gradient", "loss", "train", "TrainResult",
     "shuffle_loss", "truncation_losses", "delta_singular_values", "__version__",
 ]

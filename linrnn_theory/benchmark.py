@@ -25,7 +25,7 @@ import numpy as np
 
 from .network import init_network
 from .task import FixedPointTask
-from .training import make_engine
+from .simulation.engine import make_engine
 
 __all__ = ["EngineTiming", "bench", "format_table"]
 

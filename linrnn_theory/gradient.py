@@ -1,4 +1,4 @@
-"""Exact loss and gradient ``dL/dW`` of the fixed-point task at given weights."""
+"""Exact loss and gradient ``dL/dW`` of a task at given weights."""
 
 from __future__ import annotations
 
@@ -8,10 +8,20 @@ from ._checks import check_square
 from ._checks import check_type as _check_type
 from .network import Network
 from .simulation.dense import bptt_loss, bptt_loss_grad, fixed_point_loss_grad
-from .task import FixedPointTask
-from .training import _normalise_mode
+from .simulation.engine import normalise_mode
+from .task import Task
 
 __all__ = ["gradient", "loss"]
+
+
+def _check_args(net: Network, task: Task, mode: str) -> str:
+    _check_type("net", net, Network)
+    _check_type("task", task, Task)
+    mode = normalise_mode(mode)
+    if mode not in task.modes:
+        raise ValueError(f"{type(task).__name__} has no mode {mode!r} (it has: "
+                         f"{', '.join(task.modes)})")
+    return mode
 
 
 def _check_W(W, net: Network, mode: str) -> np.ndarray:
@@ -24,7 +34,7 @@ def _check_W(W, net: Network, mode: str) -> np.ndarray:
     return W
 
 
-def gradient(W, net: Network, task: FixedPointTask, mode: str = "bptt"):
+def gradient(W, net: Network, task: Task, mode: str = "bptt"):
     """Loss and exact gradient ``dL/dW``.
 
     Parameters
@@ -33,10 +43,11 @@ def gradient(W, net: Network, task: FixedPointTask, mode: str = "bptt"):
         Recurrent weights at which to evaluate.
     net : Network
         Supplies ``m`` and ``w`` (and ``N``).
-    task : FixedPointTask
+    task : Task
     mode : {"bptt", "fixed_point"}
         ``"bptt"``: Euler dynamics over ``t_max`` and back-propagation through time.
-        ``"fixed_point"``: ``z = w^T (I - W)^{-1} m`` and its closed-form gradient.
+        ``"fixed_point"`` (:class:`~linrnn_theory.FixedPointTask` only):
+        ``z = w^T (I - W)^{-1} m`` and its closed-form gradient.
 
     Returns
     -------
@@ -53,16 +64,14 @@ def gradient(W, net: Network, task: FixedPointTask, mode: str = "bptt"):
     >>> bool(abs(L1 - L2) < 1e-10 and abs(G1 - G2).max() < 1e-10)
     True
     """
-    _check_type("net", net, Network)
-    _check_type("task", task, FixedPointTask)
-    mode = _normalise_mode(mode)
+    mode = _check_args(net, task, mode)
     W = _check_W(W, net, mode)
     fn = bptt_loss_grad if mode == "bptt" else fixed_point_loss_grad
     L, G, _ = fn(W, net, task)
     return float(L), G
 
 
-def loss(W, net: Network, task: FixedPointTask, mode: str = "bptt") -> float:
+def loss(W, net: Network, task: Task, mode: str = "bptt") -> float:
     """Loss at given weights (see :func:`gradient`).
 
     In fixed-point mode an unstable ``W`` has no fixed point and the loss is ``inf``.
@@ -75,9 +84,7 @@ def loss(W, net: Network, task: FixedPointTask, mode: str = "bptt") -> float:
     >>> bool(abs(L - 0.5 * (1 - net.overlap()) ** 2) < 1e-14)   # W = 0: z = w^T m
     True
     """
-    _check_type("net", net, Network)
-    _check_type("task", task, FixedPointTask)
-    mode = _normalise_mode(mode)
+    mode = _check_args(net, task, mode)
     W = check_square("W", W, net.N)
     if mode == "fixed_point":
         if float(np.max(np.linalg.eigvals(W).real)) >= 1.0:

@@ -17,61 +17,12 @@ import numpy as np
 from ._checks import check_int, check_positive
 from ._checks import check_type as _check_type
 from .network import Network
-from .task import FixedPointTask
+from .simulation.engine import MODES, make_engine, normalise_mode
+from .task import Task
 
-__all__ = ["TrainResult", "train", "make_engine", "MODES"]
+__all__ = ["TrainResult", "train", "MODES"]
 
-MODES = ("bptt", "fixed_point")
 STATUSES = ("completed", "converged", "diverged")
-
-
-def _normalise_mode(mode: str) -> str:
-    m = str(mode).replace("-", "_")
-    if m not in MODES:
-        raise ValueError(f"mode must be one of 'bptt', 'fixed_point', got {mode!r}")
-    return m
-
-
-def make_engine(net: Network, task: FixedPointTask, mode: str = "bptt", engine: str = "fast"):
-    """Build the simulator that :func:`train` drives.
-
-    Parameters
-    ----------
-    net : Network
-    task : FixedPointTask
-    mode : {"bptt", "fixed_point"}
-        Finite-time Euler dynamics with back-propagation through time, or the
-        ``t_max -> infinity`` limit.
-    engine : {"fast", "dense"}
-        ``"fast"`` keeps ``Delta W`` low rank (see :mod:`linrnn_theory.simulation`);
-        ``"dense"`` is the plain reference implementation.
-
-    Examples
-    --------
-    >>> from linrnn_theory import init_network, FixedPointTask
-    >>> make_engine(init_network(N=8, g=0.2, seed=0), FixedPointTask(1.0), "fixed_point").mode
-    'fixed_point'
-    """
-    from .simulation.dense import DenseEngine
-    from .simulation.fixed_point import FixedPointEngine
-
-    mode = _normalise_mode(mode)
-    if engine not in ("fast", "dense"):
-        raise ValueError(f"engine must be 'fast' or 'dense', got {engine!r}")
-    if engine == "dense":
-        return DenseEngine(net, task, mode)
-    if mode == "fixed_point":
-        return FixedPointEngine(net, task)
-    from .simulation.bptt import BPTTEngine
-    try:
-        return BPTTEngine(net, task)
-    except ValueError:   # numerically defective W0: no usable eigenbasis
-        return DenseEngine(net, task, mode)
-
-
-def _is_fast(eng) -> bool:
-    from .simulation.dense import DenseEngine
-    return not isinstance(eng, DenseEngine)
 
 
 @dataclass
@@ -103,7 +54,9 @@ class TrainResult:
     converged_epoch : int or None
         First epoch with ``loss < conv_rel * L0`` (``None`` if never).
     params : dict
-        Parameters of the run (N, g, seed, target, lr, epochs, mode, engine, task).
+        Parameters of the run (N, g, seed, lr, epochs, mode, engine, L0, task; ``target``
+        for the fixed-point task; ``engine_notes`` if the first-choice engine refused
+        the network).
     """
 
     tau: np.ndarray
@@ -122,8 +75,8 @@ class TrainResult:
 
     @property
     def L0(self) -> float:
-        """``z_hat^2 / 2``."""
-        return 0.5 * float(self.params["target"]) ** 2
+        """Loss of a silent network (``z_hat^2 / 2`` for the fixed-point task)."""
+        return float(self.params["L0"])
 
     def to_dict(self, include_weights: bool = False) -> dict[str, Any]:
         """JSON-serialisable dictionary (schema in ``docs/formats.md``).
@@ -162,25 +115,32 @@ class TrainResult:
         return json.dumps(self.to_dict(include_weights), indent=1)
 
 
-def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str = "bptt", *,
-          engine: str = "fast", n_singular: int = 6, record_every: int = 1,
+def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", *,
+          engine: str | None = None, n_singular: int = 6, record_every: int = 1,
           record_eigenvalues: bool = False, stop_rel_loss: float | None = None,
           conv_rel: float = 0.05, stability_check: str = "det", diverge_factor: float = 1e6,
           progress: bool = False) -> TrainResult:
-    """Train ``W`` by plain gradient descent on the fixed-point task.
+    """Train ``W`` by plain gradient descent on a task.
 
     Parameters
     ----------
     net : Network
-    task : FixedPointTask
+    task : Task
+        :class:`~linrnn_theory.FixedPointTask` (the paper's linear task),
+        :class:`~linrnn_theory.CosineTask` (the autonomous cosine; bptt mode only), or any
+        :class:`~linrnn_theory.task.Task`.
     lr : float
         Learning rate (> 0). The learning time after ``e`` epochs is ``tau = lr * e``.
     epochs : int
         Number of gradient steps (>= 1).
     mode : {"bptt", "fixed_point"}
         Finite-time task (exact Euler dynamics and BPTT) or its ``t_max -> infinity`` limit.
-    engine : {"fast", "dense"}
-        Fast low-rank simulator or dense reference implementation.
+    engine : str, optional
+        A registered engine (:func:`linrnn_theory.simulation.engine.make_engine`):
+        ``"fast"`` (low rank; the fixed-point task only) or ``"dense"`` (reference, every
+        task). Default: the fastest that accepts the network; if one refuses it (a
+        numerically defective ``W0``), the run's ``message`` and ``params["engine_notes"]``
+        say so.
     n_singular : int
         Number of singular values of ``Delta W`` to record (>= 4).
     record_every : int
@@ -220,17 +180,24 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
     ('completed', (20,), (20, 6))
     >>> bool(run.loss[-1] < run.loss[0])
     True
+
+    The autonomous cosine (the paper's set-up: ``x_0 = m``, ``w = m / N``, no input):
+
+    >>> import numpy as np
+    >>> W0 = 0.4 * np.random.default_rng(0).standard_normal((32, 32)) / np.sqrt(32)
+    >>> m = np.sqrt(32) * np.eye(32)[0]
+    >>> run = lt.train(lt.Network(W0=W0, m=m, w=m / 32), lt.CosineTask(), lr=0.15, epochs=5)
+    >>> run.params["engine"], run.loss.shape, bool(run.loss[-1] < run.loss[0])
+    ('dense', (5,), True)
     """
     _check_type("net", net, Network)
-    _check_type("task", task, FixedPointTask)
-    if task.input_amp == 0:
-        raise ValueError("input_amp must be non-zero for training (a zero input gives a "
-                         "zero gradient, so nothing is learned)")
+    _check_type("task", task, Task)
+    task.check_trainable()
     lr = check_positive("lr", lr)
     epochs = check_int("epochs", epochs, minimum=1)
     n_singular = check_int("n_singular", n_singular, minimum=4)
     record_every = check_int("record_every", record_every, minimum=1)
-    mode = _normalise_mode(mode)
+    mode = normalise_mode(mode)
     if stability_check not in ("det", "eig"):
         raise ValueError(f"stability_check must be 'det' or 'eig', got {stability_check!r}")
     if stop_rel_loss is not None:
@@ -246,17 +213,19 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
     rec_sv: list[np.ndarray] = []
     rec_eig: list[np.ndarray] = []
     status, message, stop = "completed", f"ran all {epochs} epochs", epochs
+    notes = list(eng.notes)
     loss_cap = None
 
     iterator = range(epochs)
     if progress:
         from tqdm.auto import tqdm
         iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False)
+    L0 = task.L0
 
     for ep in iterator:
         L, z = eng.evaluate()
         if loss_cap is None:
-            loss_cap = diverge_factor * max(task.L0, L, 1e-300)
+            loss_cap = diverge_factor * max(L0, L, 1e-300)
         if not (math.isfinite(L) and math.isfinite(z)) or L > loss_cap:
             status, stop = "diverged", ep
             message = (f"loss became {'non-finite' if not math.isfinite(L) else f'{L:.3g}'} at "
@@ -268,7 +237,7 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
             rec_sv.append(eng.singular_values(n_singular))
             if record_eigenvalues:
                 rec_eig.append(np.linalg.eigvals(eng.weights()))
-        if stop_rel_loss is not None and L < stop_rel_loss * task.L0:
+        if stop_rel_loss is not None and L < stop_rel_loss * L0:
             status, stop = "converged", ep + 1
             message = f"loss {L:.3g} < {stop_rel_loss} L0 at epoch {ep}"
             break
@@ -284,13 +253,15 @@ def train(net: Network, task: FixedPointTask, lr: float, epochs: int, mode: str 
                 break
 
     n = stop
-    conv = np.nonzero(loss[:n] < conv_rel * task.L0)[0]
-    params = {
-        "N": net.N, "g": net.g, "seed": net.seed, "target": task.target, "lr": lr,
-        "epochs": epochs, "mode": mode, "engine": engine if _is_fast(eng) else "dense",
-        "task": {"t_max": task.t_max, "dt": task.dt, "fixation": task.fixation,
-                 "decision": task.decision, "input_amp": task.input_amp},
-    }
+    conv = np.nonzero(loss[:n] < conv_rel * L0)[0]
+    params = {"N": net.N, "g": net.g, "seed": net.seed}
+    if hasattr(task, "target"):
+        params["target"] = task.target
+    params.update({"lr": lr, "epochs": epochs, "mode": mode, "engine": eng.name, "L0": L0,
+                   "task": task.describe()})
+    if notes:
+        params["engine_notes"] = notes
+        message += " (" + "; ".join(notes) + ")"
     return TrainResult(
         tau=lr * np.arange(n, dtype=float), loss=loss[:n].copy(), readout=readout[:n].copy(),
         grad_norm=gnorm[:n].copy(), record_epochs=np.array(rec_epochs, dtype=int),

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from linrnn_theory.simulation.cosine import CosineTask, cosine_network
+from linrnn_theory.simulation.cosine import cosine_network
+from linrnn_theory.task import CosineTask
 from linrnn_theory.theory.cosine_reduced import (projection_residual, rank_one_loss_bound,
                                                  train_full, train_reduced, word_basis)
 

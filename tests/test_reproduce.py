@@ -10,8 +10,9 @@ import pytest
 
 from linrnn_theory.reproduce import FIGURES, figure_module, reproduce
 from linrnn_theory.reproduce.presets import FULL, QUICK, TINY
-from linrnn_theory.simulation.cosine import (CosineTask, cosine_network, linear_bptt,
-                                             train_cosine)
+from linrnn_theory.simulation.cosine import cosine_network, train_cosine
+from linrnn_theory.simulation.dense import linear_bptt
+from linrnn_theory.task import CosineTask
 
 
 @pytest.fixture(scope="module")

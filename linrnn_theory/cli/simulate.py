@@ -70,8 +70,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     metavar="{bptt,fixed-point}",
                     help="finite-time Euler dynamics + BPTT, or the t_max -> infinity "
                          "fixed-point limit (default bptt)")
-    tr.add_argument("--engine", choices=("fast", "dense"), default="fast",
-                    help="fast low-rank simulator or dense reference (default fast)")
+    tr.add_argument("--engine", choices=("fast", "dense"), default=None,
+                    help="fast low-rank simulator or dense reference (default: fast, or "
+                         "dense where fast refuses the network, as the output's message "
+                         "says)")
     tr.add_argument("--stop-rel-loss", type=finite_float, default=None, metavar="X",
                     help="stop at the first epoch with loss < X L0")
     tr.add_argument("--conv-rel", type=finite_float, default=0.05, metavar="X",

@@ -4,9 +4,10 @@ after learning over the whole trial, the eigenvalues of W0 and W, and the singul
 of ``Delta W``.
 
 The task (no input, ``x_0 = m`` with ``|m| = sqrt(N)``, readout ``w = m / N``, target
-``cos(2 pi t / 5)``, loss on the first two periods, unscored run to ``t_max``) and its exact
-dense BPTT are defined in :mod:`linrnn_theory.simulation.cosine`. No theory exists for this
-task; the figure is simulation only.
+``cos(2 pi t / 5)``, loss on the first two periods, unscored run to ``t_max``) is
+:class:`linrnn_theory.CosineTask`; the network and the training run are in
+:mod:`linrnn_theory.simulation.cosine`. The figure is simulation only (the reduced model
+of :mod:`linrnn_theory.theory.cosine_reduced` is validated in ``docs/results.md``).
 
 Symmetry at g = 0: with ``W0 = 0`` and ``w`` parallel to ``x_0 = m`` every state, adjoint
 and gradient lies in ``span{m}``, so ``Delta W`` stays ``c m m^T`` (rank one, a real
@@ -16,8 +17,8 @@ connectivity (g > 0) breaks the symmetry.
 Data file ``data/cosine.npz`` (G g values, S seeds, E = epochs + 1, R records, T steps):
 ``g, seeds, lr (G,), loss (G, S, E)`` (NaN after a divergence), ``status (G, S)``,
 ``record_epochs (R,)``, ``singular_values (G, S, R, k)``, ``times, target, mask (T,)``,
-``z_initial, z_final, z_best (G, S, T)`` (output before training, after the last epoch with
-a finite loss, and at ``best_epoch (G, S)``, the epoch of lowest loss), ``eig_initial,
+``z_initial, z_final (G, S, T)`` (output before training and after the last epoch with
+a finite loss), ``best_epoch (G, S)`` (the epoch of lowest loss), ``eig_initial,
 eig_final (G, S, N)`` (complex) and ``sv_final (G, S, N)``.
 """
 
@@ -69,7 +70,8 @@ def run_task(params: dict) -> dict:
     >>> r["status"], r["loss"].shape
     ('completed', (11,))
     """
-    from ..simulation.cosine import CosineTask, train_cosine
+    from ..simulation.cosine import train_cosine
+    from ..task import CosineTask
     if params["kind"] != "sim":
         raise ValueError(f"kind must be 'sim', got {params['kind']!r}")
     task = CosineTask(dt=params["dt"], t_max=params["t_max"], period=params["period"],
@@ -95,7 +97,7 @@ def collect(results: list[dict]) -> dict[str, np.ndarray]:
          "record_epochs": np.full(R, -1), "singular_values": np.full((G, S, R, k), np.nan),
          "times": r0["times"], "target": r0["target"], "mask": r0["mask"],
          "z_initial": np.full((G, S, T), np.nan), "z_final": np.full((G, S, T), np.nan),
-         "z_best": np.full((G, S, T), np.nan), "best_epoch": np.zeros((G, S), int),
+         "best_epoch": np.zeros((G, S), int),
          "eig_initial": np.full((G, S, N), np.nan, complex),
          "eig_final": np.full((G, S, N), np.nan, complex),
          "sv_final": np.full((G, S, N), np.nan)}
@@ -110,7 +112,6 @@ def collect(results: list[dict]) -> dict[str, np.ndarray]:
             d["record_epochs"][:] = r["record_epochs"]
         d["z_initial"][i, j] = r["z_initial"]
         d["z_final"][i, j] = r["z_final"]
-        d["z_best"][i, j] = r["z_best"]
         d["best_epoch"][i, j] = r["best_epoch"]
         d["eig_initial"][i, j] = r["eig_initial"]
         d["eig_final"][i, j] = r["eig_final"]

@@ -105,8 +105,8 @@ class DivergeParams:
 
 @dataclass(frozen=True)
 class CosineParams:
-    """Autonomous cosine (the paper's supplementary material; task defined in
-    :mod:`linrnn_theory.simulation.cosine`): no input, ``x_0 = m`` with ``|m| = sqrt(N)``,
+    """Autonomous cosine (the paper's supplementary material; task:
+    :class:`linrnn_theory.CosineTask`): no input, ``x_0 = m`` with ``|m| = sqrt(N)``,
     readout ``w = m / N``, loss on the first ``n_periods_loss`` periods, the network runs
     on unscored to ``t_max``.
     """

@@ -147,7 +147,11 @@ class MappedBasis:
 
 class FactoredDelta:
     """Inspection of ``Delta W = U C V^T`` shared by the engines that keep it factored
-    (attributes ``net``, ``U``, ``V``: :class:`MappedBasis`, ``C``: ``(p, q)`` array)."""
+    (attributes ``net``, ``U``, ``V``: :class:`MappedBasis`, ``C``: ``(p, q)`` array).
+
+    The fast engines derive from it and from
+    :class:`~linrnn_theory.simulation.engine.Engine`, whose ``singular_values`` and
+    ``weights`` it implements."""
 
     @property
     def rank(self) -> tuple[int, int]:

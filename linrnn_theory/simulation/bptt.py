@@ -23,7 +23,8 @@ and the gradient ``G = dt sum_k lambda_{k+1} x_k^T`` is needed only through
 The dynamics are the same Euler scheme as :func:`.dense.bptt_loss_grad`; only round-off
 differs (the eigenvector matrix of a random ``W0`` has condition number ~1e3 at N = 1024,
 costing about three digits). Networks whose ``W0`` is (numerically) defective are refused
-(``ValueError``), and :func:`linrnn_theory.train` falls back to the dense engine.
+(:class:`~.engine.EngineRefused`); :func:`linrnn_theory.train` then takes the dense engine
+and says so in the run's message, unless the fast engine was asked for by name.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import scipy.linalg as sla
 from ..network import Network
 from ..task import FixedPointTask
 from .basis import FactoredDelta, MappedBasis
+from .engine import Engine, EngineRefused, register_engine
 
 __all__ = ["BPTTEngine", "MAX_EIGVEC_COND", "real_eigenbasis"]
 
@@ -99,13 +101,15 @@ def _cached_eigenbasis(W0: np.ndarray, dt: float):
     return val
 
 
-class BPTTEngine(FactoredDelta):
+@register_engine
+class BPTTEngine(FactoredDelta, Engine):
     """Gradient descent on the finite-time loss with ``Delta W`` in factored form.
 
     Parameters
     ----------
     net : Network
     task : FixedPointTask
+    mode : {"bptt"}
     rtol : float
         Relative tolerance on the part of the gradient left outside the bases (raised to
         the round-off floor ``10 cond(S)^2 eps`` of the sketch if that is larger).
@@ -116,8 +120,8 @@ class BPTTEngine(FactoredDelta):
 
     Raises
     ------
-    ValueError
-        If the eigenvector matrix of ``W0`` is too ill-conditioned.
+    EngineRefused
+        If the eigenvector matrix of ``W0`` is too ill-conditioned (a ``ValueError``).
 
     Examples
     --------
@@ -132,18 +136,29 @@ class BPTTEngine(FactoredDelta):
     True
     """
 
+    name = "fast"
+    modes = ("bptt",)
+    priority = 0
     mode = "bptt"
 
-    def __init__(self, net: Network, task: FixedPointTask, rtol: float = 1e-13,
-                 n_probes: int = 4, seed: int = 0x5EED):
+    @classmethod
+    def supports(cls, task, mode: str) -> bool:
+        """The finite-time :class:`~linrnn_theory.FixedPointTask`."""
+        return mode == "bptt" and isinstance(task, FixedPointTask)
+
+    def __init__(self, net: Network, task: FixedPointTask, mode: str = "bptt", *,
+                 rtol: float = 1e-13, n_probes: int = 4, seed: int = 0x5EED):
+        if not self.supports(task, mode):
+            raise ValueError(f"BPTTEngine trains FixedPointTask in mode 'bptt', got "
+                             f"{type(task).__name__} in mode {mode!r}")
         self.net = net
         self.task = task
         self.rtol = rtol
         N = net.N
         S, Sinv, c_diag, s_off, perm, cond = _cached_eigenbasis(net.W0, task.dt)
         if not np.isfinite(cond) or cond > MAX_EIGVEC_COND:
-            raise ValueError(f"W0 is numerically defective (eigenvector condition {cond:.2e}); "
-                             "use engine='dense'")
+            raise EngineRefused(f"W0 is numerically defective (eigenvector condition "
+                                f"{cond:.2e}); use engine='dense'")
         self.cond = float(cond)
         # states and adjoints pass through S and S^{-1}, so the sketch carries round-off of
         # ~cond(S)^2 eps |G| (measured: 1-1.5 cond^2 eps); directions below ten times that

@@ -1,7 +1,9 @@
 """Plain dense reference implementations (the baselines the fast paths are checked against).
 
-* :func:`bptt_loss_grad`: the Euler scheme of :mod:`linrnn_theory.task` run forward with
-  dense matrix-vector products, and back-propagation through time for ``dL/dW``.
+* :func:`linear_bptt`: the Euler scheme of :mod:`linrnn_theory.task` run forward with
+  dense matrix-vector products, and back-propagation through time for ``dL/dW``, for any
+  input sequence, initial state, targets and mask; :func:`bptt_loss_grad` applies it to a
+  :class:`~linrnn_theory.task.Task`.
 * :func:`fixed_point_loss_grad`: ``z = w^T (I - W)^{-1} m`` with a dense LU solve and the
   closed-form gradient ``dL/dW = -(z_hat - z) a b^T``, ``a = (I - W)^{-T} w``,
   ``b = (I - W)^{-1} m``.
@@ -18,13 +20,14 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..network import Network
-from ..task import FixedPointTask
+from ..task import FixedPointTask, Task
+from .engine import Engine, register_engine
 
-__all__ = ["euler_states", "bptt_loss", "bptt_loss_grad", "fixed_point_loss_grad",
+__all__ = ["euler_states", "linear_bptt", "bptt_loss", "bptt_loss_grad", "fixed_point_loss_grad",
            "fixed_point_readout", "gradient_flow"]
 
 
-def euler_states(W: np.ndarray, net: Network, task: FixedPointTask) -> np.ndarray:
+def euler_states(W: np.ndarray, net: Network, task: Task) -> np.ndarray:
     """States ``x_0 .. x_T`` of the Euler scheme, shape ``(T + 1, N)``.
 
     Examples
@@ -35,16 +38,21 @@ def euler_states(W: np.ndarray, net: Network, task: FixedPointTask) -> np.ndarra
     >>> euler_states(net.W0, net, task).shape
     (9, 8)
     """
-    dt = task.dt
-    u = task.inputs()
-    A = (1.0 - dt) * np.eye(net.N) + dt * W
-    X = np.zeros((task.n_steps + 1, net.N))
-    for k in range(task.n_steps):
-        X[k + 1] = A @ X[k] + (dt * u[k]) * net.m
+    return _states(W, net.m, task.inputs(), task.dt, task.initial_state(net.m))
+
+
+def _states(W, m, u, dt, x0):
+    T, N = u.shape[0], W.shape[0]
+    A = (1.0 - dt) * np.eye(N) + dt * W
+    X = np.zeros((T + 1, N))
+    if x0 is not None:
+        X[0] = x0
+    for k in range(T):
+        X[k + 1] = A @ X[k] + (dt * u[k]) * m
     return X
 
 
-def bptt_loss(W: np.ndarray, net: Network, task: FixedPointTask) -> float:
+def bptt_loss(W: np.ndarray, net: Network, task: Task) -> float:
     """Finite-time loss only (forward pass; no gradient).
 
     Examples
@@ -56,24 +64,23 @@ def bptt_loss(W: np.ndarray, net: Network, task: FixedPointTask) -> float:
     True
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        X = euler_states(W, net, task)
-        z = X[task.decision_steps()] @ net.w
-        return 0.5 * float(np.mean((z - task.target) ** 2))
+        y = euler_states(W, net, task)[1:] @ net.w
+        mk = task.mask()
+        return 0.5 * float(np.sum(mk * (y - task.targets()) ** 2)) / float(np.sum(mk))
 
 
-def bptt_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
-    """Loss, exact gradient ``dL/dW`` and mean decision readout of the finite-time task.
+def bptt_loss_grad(W: np.ndarray, net: Network, task: Task):
+    """Loss, exact gradient ``dL/dW`` and readout of a task at finite time (dense BPTT).
 
-    The adjoint recursion is ``lambda_T = w eps_T``,
-    ``lambda_k = A^T lambda_{k+1} + w eps_k`` with ``eps_k = (z_k - z_hat) / n_dec`` on
-    decision steps, and ``dL/dW = dt * sum_k lambda_{k+1} x_k^T``.
+    :func:`linear_bptt` with the task's inputs, targets, mask and initial state.
 
     Returns
     -------
     loss : float
     grad : (N, N) ndarray
     readout : float
-        Mean of ``z_k`` over the decision window.
+        ``task.readout`` of the output trace (for :class:`~linrnn_theory.FixedPointTask`:
+        the mean of ``z_k`` over the decision window).
 
     Examples
     --------
@@ -83,27 +90,68 @@ def bptt_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
     >>> grad.shape
     (8, 8)
     """
-    dt = task.dt
+    loss, grad, y = linear_bptt(W, net.m, net.w, task.inputs(), task.targets(), task.mask(),
+                                task.dt, x0=task.initial_state(net.m))
+    return loss, grad, task.readout(y)
+
+
+def linear_bptt(W: np.ndarray, m: np.ndarray, w: np.ndarray, u: np.ndarray,
+                target: np.ndarray, mask: np.ndarray, dt: float,
+                x0: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Loss, exact gradient ``dL/dW`` and output trace of a linear RNN (dense BPTT).
+
+    Parameters
+    ----------
+    W : (N, N) ndarray
+    m, w : (N,) ndarray
+        Input and output vectors.
+    u : (T,) ndarray
+        Inputs ``u_0 .. u_{T-1}``.
+    target, mask : (T,) ndarray
+        Targets and non-negative weights of the outputs ``z_0 .. z_{T-1}``
+        (``sum(mask) > 0``).
+    dt : float
+    x0 : (N,) ndarray, optional
+        Initial state (default zero). The cosine task uses ``x0 = m`` and ``u = 0``.
+
+    Returns
+    -------
+    loss : float
+        ``1/2 sum_k mask_k (z_k - zhat_k)^2 / sum_k mask_k`` (inf or NaN, without a
+        warning, if the dynamics overflow).
+    grad : (N, N) ndarray
+    z : (T,) ndarray
+        Outputs ``z_k = w^T x_{k+1}``, ``k = 0 .. T-1`` (the state after each step).
+
+    Examples
+    --------
+    >>> from linrnn_theory import CosineTask
+    >>> from linrnn_theory.simulation.cosine import cosine_network
+    >>> task = CosineTask(dt=0.5, t_max=4.0, period=2.0)
+    >>> W0, m = cosine_network(8, 0.0, seed=0)
+    >>> L, G, z = linear_bptt(W0, m, m / 8, task.inputs(), task.targets(), task.mask(),
+    ...                       task.dt, x0=m)
+    >>> z.shape, G.shape, round(float(z[0]), 12)         # W0 = 0: z_0 = (1 - dt) w^T m
+    ((8,), (8, 8), 0.5)
+    """
+    T = u.shape[0]
+    N = W.shape[0]
+    # an unstable W overflows to inf/NaN; callers detect that from the returned loss
     with np.errstate(over="ignore", invalid="ignore"):
-        return _bptt(W, net, task, dt)
-
-
-def _bptt(W, net, task, dt):
-    X = euler_states(W, net, task)
-    T = task.n_steps
-    dec = task.decision_steps()
-    z = X[dec] @ net.w
-    err = z - task.target
-    loss = 0.5 * float(np.mean(err ** 2))
-    eps = np.zeros(T + 1)
-    eps[dec] = err / task.n_decision
-    A = (1.0 - dt) * np.eye(net.N) + dt * W
-    lam = np.zeros((T + 1, net.N))
-    lam[T] = eps[T] * net.w
-    for k in range(T - 1, 0, -1):
-        lam[k] = A.T @ lam[k + 1] + eps[k] * net.w
-    grad = dt * (lam[1:].T @ X[:-1])
-    return loss, grad, float(np.mean(z))
+        X = _states(W, m, u, dt, x0)
+        A = (1.0 - dt) * np.eye(N) + dt * W
+        z = X[1:] @ w
+        err = z - target
+        M = float(np.sum(mask))
+        loss = 0.5 * float(np.sum(mask * err * err)) / M
+        eps = mask * err / M                      # eps[k - 1] belongs to z_k
+        lam = np.zeros((T + 1, N))
+        lam[T] = eps[T - 1] * w
+        At = A.T
+        for k in range(T - 1, 0, -1):
+            lam[k] = At @ lam[k + 1] + eps[k - 1] * w
+        grad = dt * (lam[1:].T @ X[:-1])
+    return loss, grad, z
 
 
 def fixed_point_readout(W: np.ndarray, net: Network, task: FixedPointTask) -> float:
@@ -201,13 +249,17 @@ def gradient_flow(net: Network, target: float, tau, rtol: float = 1e-11,
     return sol.y.T.reshape(tau.size, n, n), int(sol.nfev)
 
 
-class DenseEngine:
-    """Gradient descent with dense weights: the baseline for tests and benchmarks.
+@register_engine
+class DenseEngine(Engine):
+    """Gradient descent with dense weights: the baseline for tests and benchmarks, and the
+    engine for every task that has no fast one (registered as ``"dense"``).
 
     Parameters
     ----------
     net : Network
-    task : FixedPointTask
+    task : Task
+        Any task in bptt mode; a :class:`~linrnn_theory.FixedPointTask` also in fixed-point
+        mode.
     mode : {"bptt", "fixed_point"}
 
     Examples
@@ -219,9 +271,19 @@ class DenseEngine:
     (2,)
     """
 
-    def __init__(self, net: Network, task: FixedPointTask, mode: str):
-        if mode not in ("bptt", "fixed_point"):
-            raise ValueError(f"mode must be 'bptt' or 'fixed_point', got {mode!r}")
+    name = "dense"
+    modes = ("bptt", "fixed_point")
+    priority = 100
+
+    @classmethod
+    def supports(cls, task: Task, mode: str) -> bool:
+        """Any task in bptt mode; the fixed-point limit only for the fixed-point task."""
+        return mode in task.modes and (mode == "bptt" or isinstance(task, FixedPointTask))
+
+    def __init__(self, net: Network, task: Task, mode: str = "bptt"):
+        if not self.supports(task, mode):
+            raise ValueError(f"the dense engine cannot train {type(task).__name__} in mode "
+                             f"{mode!r}")
         if mode == "fixed_point":
             net.check_stable()
         self.mode = mode
@@ -263,4 +325,4 @@ class DenseEngine:
             return False
         s, _ = np.linalg.slogdet(np.eye(self.net.N) - self.W)
         s0, _ = np.linalg.slogdet(np.eye(self.net.N) - self.net.W0)
-        return s * s0 <= 0
+        return bool(s * s0 <= 0)

@@ -21,6 +21,7 @@ from ..lowrank import reduced_readout, stability_sign
 from ..network import Network
 from ..task import FixedPointTask
 from .basis import FactoredDelta, MappedBasis
+from .engine import Engine, register_engine
 
 __all__ = ["FixedPointEngine"]
 
@@ -43,13 +44,15 @@ def _cached_lu(W0: np.ndarray):
     return hit
 
 
-class FixedPointEngine(FactoredDelta):
+@register_engine
+class FixedPointEngine(FactoredDelta, Engine):
     """Gradient descent on the fixed-point loss with ``Delta W`` in factored form.
 
     Parameters
     ----------
     net : Network
     task : FixedPointTask
+    mode : {"fixed_point"}
     rtol : float
         Relative tolerance below which a gradient direction is taken to lie in the current
         span (default 1e-13).
@@ -63,9 +66,21 @@ class FixedPointEngine(FactoredDelta):
     True
     """
 
+    name = "fast"
+    modes = ("fixed_point",)
+    priority = 0
     mode = "fixed_point"
 
-    def __init__(self, net: Network, task: FixedPointTask, rtol: float = 1e-13):
+    @classmethod
+    def supports(cls, task, mode: str) -> bool:
+        """The fixed-point limit of :class:`~linrnn_theory.FixedPointTask`."""
+        return mode == "fixed_point" and isinstance(task, FixedPointTask)
+
+    def __init__(self, net: Network, task: FixedPointTask, mode: str = "fixed_point", *,
+                 rtol: float = 1e-13):
+        if not self.supports(task, mode):
+            raise ValueError(f"FixedPointEngine trains FixedPointTask in mode 'fixed_point', "
+                             f"got {type(task).__name__} in mode {mode!r}")
         net.check_stable()
         self.net = net
         self.task = task

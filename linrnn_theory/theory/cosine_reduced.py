@@ -1,6 +1,6 @@
 r"""Reduced model of the autonomous cosine task for one concrete network (instance method).
 
-The task (:mod:`linrnn_theory.simulation.cosine`): ``x_0 = m``, ``x_{k+1} = A x_k`` with
+The task (:class:`linrnn_theory.CosineTask`): ``x_0 = m``, ``x_{k+1} = A x_k`` with
 ``A = (1 - dt) I + dt W``, outputs ``z_k = w^T x_{k+1}``, ``w = m / N``; only ``W`` is
 trained, by gradient descent. The gradient is ``G = dt sum_k lambda_{k+1} x_k^T``: forward
 states ``x_k`` lie in the Krylov space of ``A`` on ``m``, adjoints ``lambda_k`` in that of
@@ -37,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_int, check_positive
-from ..simulation.cosine import CosineTask, linear_bptt
+from ..simulation.dense import linear_bptt
+from ..task import CosineTask
 
 __all__ = ["word_basis", "CosineReducedRun", "train_reduced", "train_full",
            "rank_one_loss_bound", "projection_residual"]
@@ -211,7 +212,7 @@ def train_full(W0: np.ndarray, m: np.ndarray, lr: float, epochs: int,
                n_sv: int = 8) -> CosineReducedRun:
     """Full gradient descent on ``W`` (N x N) from ``W0``, ``x_0 = m``, ``w = m / N``.
 
-    The same updates as :func:`linrnn_theory.simulation.cosine.train_cosine`, for a given
+    The same updates as ``linrnn_theory.train`` on the cosine task, for a given
     network and returning the final ``Delta W``.
 
     Examples
