@@ -153,3 +153,12 @@ def test_every_built_in_engine_implements_the_interface():
             eng.step(0.05)
             assert eng.singular_values(4).shape == (4,)
             assert eng.weights().shape == (8, 8) and eng.unstable() is False
+
+
+def test_architecture_doc_examples_run():
+    """The engine example of docs/architecture.md runs as written."""
+    import doctest
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+    result = doctest.testfile(str(path), module_relative=False, verbose=False)
+    assert result.attempted >= 5 and result.failed == 0, result
