@@ -40,7 +40,7 @@ from ..task import FixedPointTask
 from .basis import FactoredDelta, MappedBasis
 from .engine import Engine, EngineRefused, register_engine
 
-__all__ = ["BPTTEngine", "MAX_EIGVEC_COND", "real_eigenbasis"]
+__all__ = ["BPTTEngine", "MAX_EIGVEC_COND"]
 
 #: Refuse the eigenbasis (use the dense engine) above this condition number of S.
 MAX_EIGVEC_COND = 1e5
@@ -74,8 +74,6 @@ def _real_eigenbasis(W0: np.ndarray, dt: float):
         i += 2
     return S, c, s, perm
 
-
-real_eigenbasis = _real_eigenbasis
 
 _BASIS_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
 _BASIS_CACHE_SIZE = 3

@@ -106,5 +106,5 @@ def instance_model(net: Network, depth: int, input_amp: float = 1.0) -> ReducedM
     return ReducedModel(
         A=A, r_w=Um.T @ Rtw, r_m=Vm.T @ Rm, s0=float(w @ Rm), norm_data=norm_data,
         shuffle_data=shuffle, outlier_matrix=None, bulk_radius=radius, depth=int(depth),
-        source="instance", info={"U": Um, "V": Vm},
+        source="instance", weights=lambda C: net.W0 + Um @ C @ Vm.T, info={"U": Um, "V": Vm},
     )

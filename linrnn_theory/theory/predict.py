@@ -62,9 +62,8 @@ def _outliers_from_model(model: ReducedModel, Cs: np.ndarray) -> np.ndarray:
                 out[i] = r[0]
         return out
     # instance: eigenvalues of the dense W = W0 + U C V^T
-    U, V, W0 = model.info["U"], model.info["V"], model.info["W0"]
     for i, C in enumerate(Cs):
-        ev = np.linalg.eigvals(W0 + U @ C @ V.T)
+        ev = np.linalg.eigvals(model.weights(C))
         real = ev[np.abs(ev.imag) <= 1e-9 * max(1.0, np.abs(ev).max())].real
         real = real[real > model.bulk_radius]
         if real.size:
@@ -269,9 +268,7 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         from .instance import instance_model
 
         def build(d):
-            mdl = instance_model(network, d)
-            mdl.info["W0"] = network.W0
-            return mdl
+            return instance_model(network, d)
         params["N"] = network.N
         if method == "exact_g0":
             depth = 2

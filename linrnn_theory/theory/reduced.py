@@ -70,6 +70,13 @@ class ReducedModel:
         Number of chain vectors per side that generated ``U`` and ``V``.
     source : str
         ``"large_n"`` or ``"instance"``.
+    weights : callable or None
+        Instance models: ``C -> W0 + U C V^T``, the dense weights of the network for the
+        coefficients ``C`` (used for its outlier eigenvalue, where no large-N secular
+        equation exists); ``None`` for large-N models.
+    info : dict
+        Further data of the construction (instance: the bases ``U``, ``V``; large N: the
+        chain transforms).
     """
 
     A: np.ndarray
@@ -82,6 +89,7 @@ class ReducedModel:
     bulk_radius: float = 0.0
     depth: int = 0
     source: str = ""
+    weights: Callable[[np.ndarray], np.ndarray] | None = None
     info: dict = field(default_factory=dict)
 
     @property
