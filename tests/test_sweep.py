@@ -80,6 +80,27 @@ def test_code_version_tracks_sources(tmp_path):
     assert code_scope("fig4", "sim").startswith("0.")
 
 
+@pytest.mark.parametrize("module", ["theory/failure.py", "simulation/dense.py",
+                                    "reproduce/diverge.py", "nonlinear/rnn.py", "task.py"])
+def test_editing_any_package_module_changes_every_task_key(tmp_path, monkeypatch, module):
+    """The diverge simulations call the failure theory: an edit there (or anywhere in the
+    package) must change the cache key of those tasks, so no stale result is served."""
+    import shutil
+    from linrnn_theory.reproduce import code_scope
+    from linrnn_theory.sweep import Task
+    copy = tmp_path / "linrnn_theory"
+    shutil.copytree(C._PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(C, "_PACKAGE_ROOT", copy)
+    params = {"figure": "diverge", "kind": "sim", "g": 0.6, "target": 2.0, "seed": 0}
+    before = Task("linrnn_theory.reproduce.diverge:run_task", params,
+                  code_scope("diverge", "sim")).key
+    with open(copy / module, "a") as fh:
+        fh.write("\n# edited\n")
+    after = Task("linrnn_theory.reproduce.diverge:run_task", params,
+                 code_scope("diverge", "sim")).key
+    assert before != after
+
+
 # -- atomic storage -------------------------------------------------------------------------
 
 def test_store_load_roundtrip_exact(tmp_path):

@@ -230,7 +230,3 @@ def report(results: list[dict]) -> str:
         lines += ["", f"{len(bad)} run(s) diverged: " + "; ".join(
             f"g={r['g']:g}, seed {r['seed']}: {r['message']}" for r in bad)]
     return "\n".join(lines)
-
-
-#: Functions whose source enters the cache key of this figure's tasks (with the library).
-TASK_CODE = (run_task,)

@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..theory import failure
 from . import code_scope
 from .plotting import g_color, new_figure, save_figure
 from .report import fmt, md_table
 
-__all__ = ["tasks", "run_task", "collect", "make_figure", "report", "code_version",
-           "failure_module"]
+__all__ = ["tasks", "run_task", "collect", "make_figure", "report", "code_version"]
 
 NAME = "diverge"
 
@@ -53,20 +53,9 @@ def code_version(kind: str) -> str:
     return code_scope(NAME, kind)
 
 
-def failure_module():
-    """``linrnn_theory.theory.failure`` if it exists, else ``None``."""
-    import importlib
-    try:
-        return importlib.import_module("linrnn_theory.theory.failure")
-    except ModuleNotFoundError as exc:
-        if exc.name == "linrnn_theory.theory.failure":
-            return None
-        raise
-
-
 def tasks(preset) -> list[dict]:
     """Task parameters: one ``"sim"`` per (g, target, seed); one ``"theory"`` per
-    (g, target) when the failure theory is available.
+    (g, target).
 
     Examples
     --------
@@ -76,13 +65,11 @@ def tasks(preset) -> list[dict]:
     """
     p = preset.diverge
     out = []
-    have_theory = failure_module() is not None
     for g in p.g_values:
         for z in p.targets:
-            if have_theory:
-                out.append({"figure": NAME, "kind": "theory", "g": float(g),
-                            "target": float(z), "lr": p.lr(g, z), "epochs": p.epochs,
-                            "critical_target": bool(p.critical_target)})
+            out.append({"figure": NAME, "kind": "theory", "g": float(g),
+                        "target": float(z), "lr": p.lr(g, z), "epochs": p.epochs,
+                        "critical_target": bool(p.critical_target)})
             for s in p.seeds:
                 out.append({"figure": NAME, "kind": "sim", "N": p.N, "g": float(g),
                             "target": float(z), "seed": int(s), "lr": p.lr(g, z),
@@ -108,12 +95,10 @@ def _simulate(params: dict) -> dict:
     relapse = bool(below.size and np.any(rel[below[0]:] >= params["conv_rel"]))
     final_rel = float(rel[-1]) if rel.size else float("nan")
     failed = run.status == "diverged" or not final_rel < params["conv_rel"] or relapse
-    inst = {"instance_status": "", "instance_fails": None}
-    fm = failure_module()
-    if fm is not None:   # the same theory with this network's own reduced model (finite N)
-        pred = fm.predict_failure(params["g"], params["target"], lr=params["lr"],
-                                  epochs=params["epochs"], network=net)
-        inst = {"instance_status": str(pred["status"]), "instance_fails": bool(pred["fails"])}
+    # the same theory with this network's own reduced model (finite N)
+    pred = failure.predict_failure(params["g"], params["target"], lr=params["lr"],
+                                   epochs=params["epochs"], network=net)
+    inst = {"instance_status": str(pred["status"]), "instance_fails": bool(pred["fails"])}
     return {**params, **inst, "L0": task.L0, "status": run.status, "message": run.message,
             "stop_epoch": run.stop_epoch, "converged_epoch": run.converged_epoch,
             "tau": run.tau, "loss": run.loss, "record_epochs": run.record_epochs,
@@ -124,15 +109,12 @@ def _simulate(params: dict) -> dict:
 
 
 def _theory(params: dict) -> dict:
-    fm = failure_module()
-    if fm is None:
-        raise ValueError("linrnn_theory.theory.failure is not available")
     g, z, lr, ep = params["g"], params["target"], params["lr"], params["epochs"]
     # the bisection of critical_target costs minutes (many reduced descents at large
     # targets); presets enable it only for --full
-    crit = float(fm.critical_target(g, lr=lr, epochs=ep)) if params["critical_target"] \
+    crit = float(failure.critical_target(g, lr=lr, epochs=ep)) if params["critical_target"] \
         else float("nan")
-    pred = fm.predict_failure(g, z, lr=lr, epochs=ep)
+    pred = failure.predict_failure(g, z, lr=lr, epochs=ep)
     return {**params, "critical_target": crit, "fails": bool(pred["fails"]),
             "theory_status": str(pred.get("status", "")),
             "lambda_final": float(pred.get("lambda_final", float("nan"))),
@@ -317,7 +299,3 @@ def report(results: list[dict]) -> str:
         lines.append("No failure theory was available (`linrnn_theory.theory.failure` not "
                      "importable): the figure shows simulation only.")
     return "\n".join(lines)
-
-
-#: Functions whose source enters the cache key of this figure's tasks (with the library).
-TASK_CODE = (run_task, _simulate, _theory, failure_module)

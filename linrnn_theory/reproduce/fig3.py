@@ -313,7 +313,3 @@ def report(results: list[dict]) -> str:
             f"g={r['g']:g}, z={r['target']:g}, seed {r['seed']}: {r['status']} "
             f"({r['message']})" for r in bad)]
     return "\n".join(lines)
-
-
-#: Functions whose source enters the cache key of this figure's tasks (with the library).
-TASK_CODE = (run_task, simulate, _theory)

@@ -309,7 +309,3 @@ def report(results: list[dict]) -> str:
             f"{r.get('ode_message') or ''} {r.get('series_message') or ''}".strip()
             for r in msgs)]
     return "\n".join(lines)
-
-
-#: Functions whose source enters the cache key of this figure's tasks (with the library).
-TASK_CODE = (run_task, simulate, _simulate, _theory)

@@ -77,7 +77,3 @@ def report(results: list[dict]) -> str:
     """Markdown section from :func:`linrnn_theory.nonlinear.report_section`."""
     from ..nonlinear.figures import report_section
     return "## Nonlinear (tanh) RNNs\n\n" + report_section(results)
-
-
-#: Functions whose source enters the cache key of this figure's tasks (with the library).
-TASK_CODE = (run_task,)

@@ -289,7 +289,3 @@ def report(results: list[dict]) -> str:
                     + "; ".join(f"{r['task']} g = {r['g']:g} N = {r['N']} seed {r['seed']}: "
                                 f"{r['message']}" for r in bad))
     return "\n".join(text) + "\n"
-
-
-#: Functions whose source enters the cache key of this figure's tasks (with the library).
-TASK_CODE = (run_task, count_large)
