@@ -9,15 +9,17 @@
 
 Modules: :mod:`.traces` (large-N trace rule), :mod:`.chain_series` (series recursion),
 :mod:`.series` (generated coefficients), :mod:`.exact_g0`, :mod:`.reduced` (reduced ODE),
-:mod:`.large_n`, :mod:`.instance`, :mod:`.observables`, :mod:`.failure`.
+:mod:`.large_n`, :mod:`.instance`, :mod:`.methods` (the method interface and registry),
+:mod:`.observables`, :mod:`.failure`.
 """
 
 from . import failure
 from .observables import (dw_norm, learning_time, mean_gradient_norm, outlier_eigenvalue,
                           shuffle_loss, small_target_limits)
-from .predict import METHODS, predict
+from .methods import TheoryMethod, method_names, register_method
+from .predict import predict
 from .result import Prediction
 from .series import MAX_ORDER
 
-__all__ = ["failure", "predict", "Prediction", "METHODS", "MAX_ORDER", "learning_time", "dw_norm",
+__all__ = ["failure", "predict", "Prediction", "TheoryMethod", "register_method", "method_names", "MAX_ORDER", "learning_time", "dw_norm",
            "mean_gradient_norm", "shuffle_loss", "outlier_eigenvalue", "small_target_limits"]

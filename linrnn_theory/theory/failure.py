@@ -31,7 +31,7 @@ import numpy as np
 from .._checks import check_finite_scalar, check_int, check_positive, check_range
 from ..lowrank import reduced_readout, stability_sign
 from .large_n import large_n_model
-from .predict import converged_model, predict
+from .methods import check_tau, converged_model, solve
 from .traces import beta_of
 
 __all__ = ["sharpness", "reduced_descent", "predict_failure", "critical_target"]
@@ -72,8 +72,8 @@ def sharpness(g: float, target: float, tau=None) -> np.ndarray | float:
     g = check_range("g", g, 0.0, 1.0, hi_open=True)
     target = check_finite_scalar("target", target)
     b = beta_of(g)
-    t = np.array([0.0, 12.0 / b ** 2]) if tau is None else np.asarray(tau, dtype=float)
-    p = predict(g=g, target=target, tau=t, method="ode", outlier=False)
+    t = np.array([0.0, 12.0 / b ** 2]) if tau is None else check_tau(tau)
+    p = solve("ode", g, target, t, outlier=False)
     e = np.abs(target - p.readout)
     with np.errstate(invalid="ignore", divide="ignore"):
         s = (p.grad_norm / e) ** 2
@@ -161,8 +161,8 @@ def predict_failure(g: float, target: float, lr0: float | None = None, lr: float
     model = _model(g, target, network)
     b = beta_of(g)
     tt = np.array([0.0, 12.0 / b ** 2])
-    p = predict(g=g, target=target, tau=tt, method="ode") if network is None else \
-        predict(target=target, tau=tt, method="instance", network=network)
+    p = solve("ode", g, target, tt) if network is None else \
+        solve("instance", None, target, tt, network=network)
     S = float((p.grad_norm[-1] / abs(target - p.readout[-1])) ** 2) \
         if target != p.readout[-1] else float("inf")
     run = reduced_descent(g, target, step, epochs, model)

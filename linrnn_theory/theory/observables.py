@@ -28,7 +28,7 @@ from .._checks import check_finite_scalar, check_range
 from ..lowrank import reduced_readout
 from . import _series_coefficients as gen
 from .large_n import large_n_model
-from .predict import converged_model, predict
+from .methods import check_tau, converged_model, solve
 from .series import MAX_ORDER
 from .traces import beta_of
 
@@ -337,5 +337,7 @@ def outlier_eigenvalue(g: float, target: float, tau, method: str = "ode", order:
     """
     if method not in _METHODS:
         raise ValueError(f"method must be 'series' or 'ode', got {method!r}")
-    return predict(g=g, target=target, tau=tau, method=method, order=order,
-                   grad_norm=False).outlier_eigenvalue
+    g = check_range("g", g, 0.0, 1.0, hi_open=True)
+    target = check_finite_scalar("target", target)
+    return solve(method, g, target, check_tau(tau), order=order,
+                 grad_norm=False).outlier_eigenvalue
