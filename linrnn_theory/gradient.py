@@ -34,7 +34,7 @@ def _check_W(W, net: Network, mode: str) -> np.ndarray:
     return W
 
 
-def gradient(W, net: Network, task: Task, mode: str = "bptt"):
+def gradient(W, net: Network, task: Task, mode: str = "bptt") -> tuple[float, np.ndarray]:
     """Loss and exact gradient ``dL/dW``.
 
     Parameters

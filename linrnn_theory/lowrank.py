@@ -28,7 +28,7 @@ __all__ = ["reduced_readout", "stability_sign"]
 
 
 def reduced_readout(C: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray,
-                    s0: float):
+                    s0: float) -> tuple[float, np.ndarray, np.ndarray]:
     """Readout and projected gradient factors for ``W = W0 + U C V^T``.
 
     Parameters

@@ -75,7 +75,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def tau_grid(tau_max: float, n_tau: int, g: float, tilde: bool):
+def tau_grid(tau_max: float, n_tau: int, g: float, tilde: bool) -> np.ndarray:
     """The grid of learning times: ``linspace(0, tau_max, n_tau)``, in ``tau`` or in
     ``tau_tilde = beta^2 tau`` (then divided by ``beta^2``).
 

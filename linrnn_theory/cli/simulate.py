@@ -122,7 +122,7 @@ def learning_rate(lr: float | None, lr0: float | None, g: float | None) -> float
     return out
 
 
-def load_weights(path: str, g: float | None = None):
+def load_weights(path: str, g: float | None = None) -> Network:
     """Read ``W0``, ``m``, ``w`` from an ``.npz`` file into a :class:`linrnn_theory.Network`.
 
     Raises

@@ -428,7 +428,7 @@ TASK_NAMES = ("flipflop", "mante", "romo")
 _TASKS = {"flipflop": FlipFlopTask, "mante": ManteTask, "romo": RomoTask}
 
 
-def make_task(name: str, dt: float = 0.5):
+def make_task(name: str, dt: float = 0.5) -> "_Task":
     """Task object by name: ``"flipflop"``, ``"mante"`` or ``"romo"``.
 
     Examples

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ THEORY_STYLES = {"ode": dict(ls="-", lw=1.8), "series": dict(ls="--", lw=1.4),
                  "failure": dict(ls=":", lw=1.6)}
 
 
-def new_figure(nrows: int, ncols: int, size: tuple[float, float]):
+def new_figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Any, Any]:
     """A matplotlib figure (Agg backend) with an array of axes.
 
     Examples
@@ -38,7 +38,7 @@ def new_figure(nrows: int, ncols: int, size: tuple[float, float]):
     return fig, ax
 
 
-def g_color(g: float, g_values: Sequence[float]):
+def g_color(g: float, g_values: Sequence[float]) -> tuple[float, float, float, float]:
     """Colour of ``g`` on a viridis-like scale over ``g_values`` (dark = small g).
 
     Examples

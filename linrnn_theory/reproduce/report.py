@@ -72,7 +72,8 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def split_status(results: Sequence[dict], ok: Sequence[str] = ("completed", "converged")):
+def split_status(results: Sequence[dict], ok: Sequence[str] = ("completed", "converged")
+                 ) -> tuple[list[dict], list[dict]]:
     """``(good, bad)``: results whose ``status`` is in ``ok``, and the others.
 
     Examples

@@ -83,7 +83,8 @@ class MappedBasis:
             new[:, : self.n] = old[:, : self.n]
             setattr(self, name, new)
 
-    def project_extend(self, a: np.ndarray, known: np.ndarray | None = None):
+    def project_extend(self, a: np.ndarray, known: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, bool]:
         """Coefficients of ``a`` in the basis, extending it if needed.
 
         Parameters

@@ -153,7 +153,11 @@ class BPTTEngine(FactoredDelta, Engine):
         self.task = task
         self.rtol = rtol
         N = net.N
-        S, Sinv, c_diag, s_off, perm, cond = _cached_eigenbasis(net.W0, task.dt)
+        try:
+            S, Sinv, c_diag, s_off, perm, cond = _cached_eigenbasis(net.W0, task.dt)
+        except np.linalg.LinAlgError as exc:   # no usable eigendecomposition at all
+            raise EngineRefused(f"W0 has no usable eigenbasis ({exc}); use "
+                                "engine='dense'") from None
         if not np.isfinite(cond) or cond > MAX_EIGVEC_COND:
             raise EngineRefused(f"W0 is numerically defective (eigenvector condition "
                                 f"{cond:.2e}); use engine='dense'")
@@ -224,7 +228,7 @@ class BPTTEngine(FactoredDelta, Engine):
         return Lam
 
     # -- engine interface ------------------------------------------------------------
-    def evaluate(self):
+    def evaluate(self) -> tuple[float, float]:
         """Loss and readout (mean over the decision window) at the current weights."""
         task = self.task
         with np.errstate(over="ignore", invalid="ignore"):

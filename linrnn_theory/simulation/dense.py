@@ -69,7 +69,7 @@ def bptt_loss(W: np.ndarray, net: Network, task: Task) -> float:
         return 0.5 * float(np.sum(mk * (y - task.targets()) ** 2)) / float(np.sum(mk))
 
 
-def bptt_loss_grad(W: np.ndarray, net: Network, task: Task):
+def bptt_loss_grad(W: np.ndarray, net: Network, task: Task) -> tuple[float, np.ndarray, float]:
     """Loss, exact gradient ``dL/dW`` and readout of a task at finite time (dense BPTT).
 
     :func:`linear_bptt` with the task's inputs, targets, mask and initial state.
@@ -169,7 +169,8 @@ def fixed_point_readout(W: np.ndarray, net: Network, task: FixedPointTask) -> fl
     return float(task.input_amp * (net.w @ b))
 
 
-def fixed_point_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask):
+def fixed_point_loss_grad(W: np.ndarray, net: Network, task: FixedPointTask
+                          ) -> tuple[float, np.ndarray, float]:
     """Loss, exact gradient and readout in the fixed-point limit (dense LU per call).
 
     ``L = 1/2 (z_hat - z)^2`` with ``z = c w^T (I - W)^{-1} m`` (``c = input_amp``) and
@@ -293,7 +294,7 @@ class DenseEngine(Engine):
         self._fn = bptt_loss_grad if mode == "bptt" else fixed_point_loss_grad
         self._grad = None
 
-    def evaluate(self):
+    def evaluate(self) -> tuple[float, float]:
         """Loss and readout at the current weights (prepares the gradient)."""
         loss, self._grad, z = self._fn(self.W, self.net, self.task)
         return float(loss), float(z)

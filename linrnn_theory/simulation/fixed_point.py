@@ -100,7 +100,7 @@ class FixedPointEngine(FactoredDelta, Engine):
         self._last = None
 
     # -- evaluation --------------------------------------------------------------
-    def evaluate(self):
+    def evaluate(self) -> tuple[float, float]:
         """Loss and readout at the current weights (prepares the gradient).
 
         Returns

@@ -94,7 +94,8 @@ def _set_blas_threads(n: int | None) -> None:
         set_(ctypes.c_int(int(n)))
 
 
-def call_task(i: int, func: str, params: dict, blas_threads: int | None = 1):
+def call_task(i: int, func: str, params: dict, blas_threads: int | None = 1
+              ) -> tuple[int, bool, Any, float, float]:
     """Run one task; returns ``(i, ok, result_or_traceback, wall_seconds, cpu_seconds)``.
 
     Exceptions (not ``KeyboardInterrupt``/``SystemExit``) are caught and returned as the

@@ -30,7 +30,7 @@ import numpy as np
 __all__ = ["large_n_gram", "large_n_cross", "flow_series", "FlowSeries", "shuffled_readout_series"]
 
 
-def large_n_gram(L: int, phi: Sequence[Any]):
+def large_n_gram(L: int, phi: Sequence[Any]) -> tuple[Any, Any, Any, Any, Any]:
     """Large-N Gram data of the chains of length ``L`` (indices 1..L, arrays 0-based).
 
     Returns ``Gu, Gv, B, r_w, r_m`` as numpy object arrays, from moments
@@ -153,7 +153,7 @@ def flow_series(order: int, zh: Any, Gu, Gv, B, r_w, r_m, s0: Any = 0,
     return FlowSeries(C=C, z=z, order=order, a=a, b=b)
 
 
-def large_n_cross(L: int, chi: Sequence[Any]):
+def large_n_cross(L: int, chi: Sequence[Any]) -> tuple[Any, Any, Any]:
     """Large-N cross Gram data ``(U^T w, V^T m, V^T U)`` in chain coordinates, from
     ``chi[0..L]``: ``<v_i, u_j> = chi_{(i+j-1)/2}`` for odd ``i + j`` (``v_0 = w``,
     ``u_0 = m``), zero otherwise.

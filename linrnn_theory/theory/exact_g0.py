@@ -17,13 +17,15 @@ there it is integrated as the exact 2 x 2 reduced ODE (:mod:`.instance`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.integrate import solve_ivp
 
 __all__ = ["theta_of_tau", "closed_form", "g0_trajectory"]
 
 
-def closed_form(theta):
+def closed_form(theta: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
     """``(alpha, gamma, delta, D, z, outlier)`` as arrays for angles ``theta``.
 
     Examples
@@ -73,7 +75,8 @@ def theta_of_tau(target: float, tau: np.ndarray, rtol: float = 1e-13) -> np.ndar
     return sol.y[0]
 
 
-def g0_trajectory(target: float, tau: np.ndarray):
+def g0_trajectory(target: float, tau: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Readout, top-2 singular values, outlier and gradient norm along ``tau`` (large N).
 
     Returns

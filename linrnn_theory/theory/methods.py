@@ -145,7 +145,7 @@ def register_method(cls: type[TheoryMethod]) -> type[TheoryMethod]:
     >>> @register_method
     ... class Silent(TheoryMethod):
     ...     name = "silent"                      # a network that never learns
-    ...     def resolve_g(self, g, network):
+    ...     def resolve_g(self, g: float | None, network: Network | None) -> float | None:
     ...         return g
     ...     def predict(self, req):
     ...         n = req.tau.size
@@ -237,7 +237,7 @@ def _outliers_from_model(model: ReducedModel, Cs: np.ndarray) -> np.ndarray:
 
 
 def converged_model(build, target: float, tau: np.ndarray, depth: int | None, tol: float,
-                    rtol: float, atol: float = 1e-14):
+                    rtol: float, atol: float = 1e-14) -> tuple[ReducedModel, Any, int, float]:
     """Integrate ``build(depth)`` at increasing depths until the readout and the top
     singular value change by less than ``tol`` (relative); returns ``(model, trajectory,
     depth, change)``. ``change`` is 0 when the chains closed (the subspace stopped growing,
@@ -327,7 +327,7 @@ class SeriesMethod(TheoryMethod):
 
     name = "series"
 
-    def resolve_g(self, g, network):
+    def resolve_g(self, g: float | None, network: Network | None) -> float | None:
         return _check_large_n(self.name, g, network)
 
     def predict(self, req: Request) -> Prediction:
@@ -377,7 +377,7 @@ class ODEMethod(TheoryMethod):
 
     name = "ode"
 
-    def resolve_g(self, g, network):
+    def resolve_g(self, g: float | None, network: Network | None) -> float | None:
         return _check_large_n(self.name, g, network)
 
     def predict(self, req: Request) -> Prediction:
@@ -391,7 +391,7 @@ class InstanceMethod(TheoryMethod):
     name = "instance"
     large_n = False
 
-    def resolve_g(self, g, network):
+    def resolve_g(self, g: float | None, network: Network | None) -> float | None:
         if network is None:
             raise ValueError("network is required for method='instance'")
         if g is not None and (network.g is None or
@@ -414,7 +414,7 @@ class ExactG0Method(TheoryMethod):
 
     name = "exact_g0"
 
-    def resolve_g(self, g, network):
+    def resolve_g(self, g: float | None, network: Network | None) -> float | None:
         if g not in (None, 0, 0.0):
             raise ValueError(f"g must be 0 for method='exact_g0', got {g}")
         if network is not None and np.any(network.W0 != 0):

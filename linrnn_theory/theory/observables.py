@@ -19,6 +19,7 @@ Small-target limits (``z_hat -> 0``, the flow is linear: ``z = z_hat (1 - exp(-b
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -96,7 +97,8 @@ def _series_time(g, target, rel_loss, order) -> float:
     return xt / b ** 2
 
 
-def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float = 1e-9):
+def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float = 1e-9
+                     ) -> dict[str, Any]:
     """Reduced-ODE state at the learning time (cached per arguments).
 
     Returns
@@ -326,7 +328,8 @@ def shuffle_loss(g: float | None = None, target: float = 1.0, rel_loss: float = 
     return float((t - zs) ** 2 / t ** 2)
 
 
-def outlier_eigenvalue(g: float, target: float, tau, method: str = "ode", order: int = 3):
+def outlier_eigenvalue(g: float, target: float, tau, method: str = "ode", order: int = 3
+                       ) -> np.ndarray:
     """Outlier eigenvalue of ``W`` along ``tau`` (NaN while it is inside the bulk).
 
     Examples

@@ -48,7 +48,8 @@ def readout_series(g: float, target: float, tau_tilde: np.ndarray, order: int) -
     return _poly(c, np.asarray(tau_tilde, dtype=float), order)
 
 
-def singular_value_series(g: float, target: float, tau_tilde: np.ndarray, order: int):
+def singular_value_series(g: float, target: float, tau_tilde: np.ndarray, order: int
+                          ) -> np.ndarray:
     """Top two singular values of ``Delta W`` truncated after ``tau_tilde^order``
     (``order >= 3``; ``sigma_2 = O(tau_tilde^3)``). Returns an ``(n, 2)`` array.
 
@@ -79,7 +80,7 @@ def outlier_series_g0(target: float, tau: np.ndarray, order: int) -> np.ndarray:
     return _poly(c, np.asarray(tau, dtype=float), order)
 
 
-def delta_chain_series(g: float, target: float, order: int):
+def delta_chain_series(g: float, target: float, order: int) -> list[np.ndarray]:
     """Chain-coordinate coefficients ``C_k`` (k = 0..order) of ``Delta W`` in ``tau``
     (numeric), from the generic recursion :func:`.chain_series.flow_series`.
 

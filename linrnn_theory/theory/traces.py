@@ -21,6 +21,8 @@ g = 0.8), so they are computed with ``mpmath`` at a working precision chosen by 
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import mpmath as mp
 
 __all__ = ["moments", "psi_moments", "beta_of"]
@@ -37,7 +39,7 @@ def beta_of(g: float) -> float:
     return 1.0 / (1.0 - g * g)
 
 
-def moments(g, n_max: int):
+def moments(g: Any, n_max: int) -> tuple[list[Any], list[Any]]:
     """``phi_0..phi_n_max`` and ``chi_0..chi_n_max`` as ``mpmath.mpf`` (current precision).
 
     Examples
@@ -57,7 +59,7 @@ def moments(g, n_max: int):
     return phi, chi
 
 
-def psi_moments(g, lam, chi):
+def psi_moments(g: Any, lam: Any, chi: Sequence[Any]) -> list[Any]:
     """``psi_0..psi_n(lambda)`` for the ``chi`` sequence given (same length).
 
     Examples
