@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from linrnn_theory.reproduce import FIGURES, figure_module, reproduce
+from linrnn_theory.reproduce import FIGURES, code_scope, figure_module, reproduce
 from linrnn_theory.reproduce.presets import FULL, QUICK, TINY
 from linrnn_theory.simulation.cosine import cosine_network, train_cosine
 from linrnn_theory.simulation.dense import linear_bptt
@@ -80,7 +80,7 @@ def test_second_run_reuses_everything(tiny_out, tmp_path):
 def test_figure_module_interface():
     for name in FIGURES:
         mod = figure_module(name)
-        for attr in ("tasks", "run_task", "make_figure", "report", "code_version"):
+        for attr in ("tasks", "run_task", "make_figure", "report"):
             assert callable(getattr(mod, attr)), (name, attr)
         ts = mod.tasks(TINY)
         assert ts and all(t["figure"] == name and t["kind"] in ("sim", "theory") for t in ts)
@@ -327,7 +327,7 @@ def test_recovered_cache_file_is_reported(tiny_out, tmp_path, capsys):
     d = _copy_out(tiny_out, tmp_path)
     mod = figure_module("cosine")
     p0 = mod.tasks(TINY)[0]
-    key = Task(f"{mod.__name__}:run_task", p0, mod.code_version(p0["kind"])).key
+    key = Task(f"{mod.__name__}:run_task", p0, code_scope(mod.NAME, p0["kind"])).key
     f = d / "cache" / f"{key}.npz"
     f.write_bytes(f.read_bytes()[:100])                    # truncated
     assert main(["reproduce", "cosine", "--tiny", "--jobs", "1", "--no-progress",

@@ -225,10 +225,10 @@ def test_kill_cli_then_rerun_counts(tmp_path):
 # -- backends -------------------------------------------------------------------------------
 
 def _fig3_tiny_tasks():
-    from linrnn_theory.reproduce import fig3
+    from linrnn_theory.reproduce import code_scope, fig3
     from linrnn_theory.reproduce.presets import TINY, with_overrides
     pre = with_overrides(TINY, fig3={"g_values": (0.6,), "targets": (2.0,), "seeds": (0, 1)})
-    return [Task("linrnn_theory.reproduce.fig3:run_task", p, fig3.code_version(p["kind"]))
+    return [Task("linrnn_theory.reproduce.fig3:run_task", p, code_scope("fig3", p["kind"]))
             for p in fig3.tasks(pre)]
 
 

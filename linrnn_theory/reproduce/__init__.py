@@ -1,7 +1,8 @@
 """Reproduce the paper's results: tasks, figures, data and a report per figure.
 
 Figures (each a module with ``tasks(preset)``, ``run_task(params)``,
-``make_figure(results, outdir)``, ``report(results)`` and ``code_version(kind)``):
+``make_figure(results, outdir)`` and ``report(results)``; :func:`code_scope` gives the
+code version of their tasks):
 
 * ``fig3`` -- loss and singular values of ``Delta W`` over ``beta^2 tau``, with theory.
 * ``fig4`` -- learning time, ``|Delta W|``, gradient norm, shuffled-W0 loss against g.
@@ -221,7 +222,7 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
         for p in mod.tasks(pre):
             kind = p["kind"]
             if kind not in versions[name]:
-                versions[name][kind] = mod.code_version(kind)
+                versions[name][kind] = code_scope(name, kind)
             tasks.append(Task(f"{mod.__name__}:run_task", p, versions[name][kind]))
             owner.append(name)
     order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i].params))

@@ -29,18 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import code_scope
 from .plotting import g_color, new_figure, save_figure
 from .report import fmt, md_table
 
-__all__ = ["tasks", "run_task", "collect", "make_figure", "report", "code_version"]
+__all__ = ["tasks", "run_task", "collect", "make_figure", "report"]
 
 NAME = "cosine"
-
-
-def code_version(kind: str) -> str:
-    """Code version of this figure's tasks (all ``"sim"``)."""
-    return code_scope(NAME, kind)
 
 
 def tasks(preset) -> list[dict]:

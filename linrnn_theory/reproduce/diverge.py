@@ -39,18 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from ..theory import failure
-from . import code_scope
 from .plotting import g_color, new_figure, save_figure
 from .report import fmt, md_table
 
-__all__ = ["tasks", "run_task", "collect", "make_figure", "report", "code_version"]
+__all__ = ["tasks", "run_task", "collect", "make_figure", "report"]
 
 NAME = "diverge"
-
-
-def code_version(kind: str) -> str:
-    """Code version of this figure's ``"sim"`` or ``"theory"`` tasks."""
-    return code_scope(NAME, kind)
 
 
 def tasks(preset) -> list[dict]:

@@ -34,20 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import code_scope
 from ..theory.series_radius import series_radius
 from .plotting import g_color, new_figure, save_figure, sim_band, theory_line
 from .report import fmt, md_table
 
-__all__ = ["tasks", "run_task", "collect", "make_figure", "report", "code_version"]
+__all__ = ["tasks", "run_task", "collect", "make_figure", "report"]
 
 NAME = "fig3"
 N_SINGULAR = 4
-
-
-def code_version(kind: str) -> str:
-    """Code version of this figure's ``"sim"`` or ``"theory"`` tasks."""
-    return code_scope(NAME, kind)
 
 
 def tasks(preset) -> list[dict]:

@@ -41,12 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import code_scope
 from .fig3 import simulate
 from .plotting import g_color, new_figure, save_figure, theory_line
 from .report import fmt, md_table, mean_sd
 
-__all__ = ["tasks", "run_task", "collect", "make_figure", "report", "code_version",
+__all__ = ["tasks", "run_task", "collect", "make_figure", "report",
            "QUANTITIES"]
 
 NAME = "fig4"
@@ -62,11 +61,6 @@ _TEXT = {"learning_time": "Learning time (lr x convergence epoch)",
          "dw_norm": "Frobenius norm of Delta W at convergence",
          "mean_grad_norm": "Mean gradient norm up to convergence",
          "shuffle_loss": "Shuffled-W0 loss / L0 at convergence"}
-
-
-def code_version(kind: str) -> str:
-    """Code version of this figure's ``"sim"`` or ``"theory"`` tasks."""
-    return code_scope(NAME, kind)
 
 
 def tasks(preset) -> list[dict]:

@@ -19,16 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import code_scope
 
-__all__ = ["tasks", "run_task", "make_figure", "report", "code_version"]
+__all__ = ["tasks", "run_task", "make_figure", "report"]
 
 NAME = "nonlinear"
 
-
-def code_version(kind: str) -> str:
-    """Code version of the nonlinear tasks."""
-    return code_scope(NAME, kind)
 
 
 def tasks(preset) -> list[dict]:

@@ -34,11 +34,10 @@ from typing import Sequence
 
 import numpy as np
 
-from . import code_scope
 from .plotting import g_color, new_figure, save_figure
 from .report import fmt, md_table, mean_sd
 
-__all__ = ["tasks", "run_task", "make_figure", "report", "code_version", "loglog_slope",
+__all__ = ["tasks", "run_task", "make_figure", "report", "loglog_slope",
            "count_large", "summarise", "read_csv", "CSV_COLUMNS"]
 
 NAME = "nscaling"
@@ -46,11 +45,6 @@ NAME = "nscaling"
 #: Columns of ``data/nscaling.csv`` (one row per run).
 CSV_COLUMNS = ("task", "g", "N", "seed", "status", "epochs", "lr", "delta_fro", "sv_max",
                "n_large_sv", "sv_threshold", "initial_loss", "trained_loss", "wall_time_s")
-
-
-def code_version(kind: str) -> str:
-    """Code version of this figure's tasks (all ``"sim"``)."""
-    return code_scope(NAME, kind)
 
 
 def tasks(preset) -> list[dict]:
