@@ -10,7 +10,7 @@ Quick tour
 >>> task = lt.FixedPointTask(target=1.0)
 >>> run = lt.train(net, task, lr=0.009 * (1 - 0.6 ** 2) ** 2, epochs=50, mode="fixed_point")
 >>> run.status
-'completed'
+'ok'
 """
 
 from .analysis import delta_singular_values, shuffle_loss, truncation_losses

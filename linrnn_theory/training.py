@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,15 +19,14 @@ from ._checks import check_type as _check_type
 from .network import Network
 from .simulation.engine import MODES, make_engine, normalise_mode
 from .task import Task
+from .trajectory import N_SINGULAR, LearningTrajectory, Status
 
 __all__ = ["TrainResult", "train", "MODES"]
 
-STATUSES = ("completed", "converged", "diverged")
 
-
-@dataclass
-class TrainResult:
-    """Outcome of :func:`train`.
+@dataclass(kw_only=True, repr=False)
+class TrainResult(LearningTrajectory):
+    """Outcome of :func:`train`: a simulated :class:`~linrnn_theory.trajectory.LearningTrajectory`.
 
     Attributes
     ----------
@@ -37,15 +36,20 @@ class TrainResult:
         Loss, readout and Frobenius norm of ``dL/dW`` *before* that epoch's update. The
         readout is the mean of ``z`` over the decision window (bptt) or the fixed-point
         readout.
+    singular_values : (n, k) ndarray
+        Top ``k`` singular values of ``Delta W = W - W0`` before each epoch's update; one
+        row per ``tau``, as in :class:`~linrnn_theory.theory.Prediction`. Rows of epochs
+        that were not recorded (``record_every > 1``) are NaN.
     record_epochs : (r,) ndarray of int
         Epochs at which ``singular_values`` (and ``eigenvalues``) were recorded.
-    singular_values : (r, k) ndarray
-        Top ``k`` singular values of ``Delta W = W - W0`` at the recorded epochs.
     eigenvalues : (r, N) complex ndarray or None
         Eigenvalues of ``W`` at the recorded epochs, if requested.
-    W : (N, N) ndarray
-        Weights after the last update that was applied.
-    status : {"completed", "converged", "diverged"}
+    W : (N, N) ndarray or None
+        Weights after the last update that was applied (``None`` when read back from a
+        file written without them).
+    status : Status
+        ``"ok"`` (ran every epoch), ``"converged"`` (stopped at ``stop_rel_loss``) or
+        ``"diverged"``.
     stop_epoch : int
         Number of epochs evaluated (for "diverged": the epoch at which divergence was
         detected).
@@ -59,18 +63,15 @@ class TrainResult:
         the network).
     """
 
-    tau: np.ndarray
-    loss: np.ndarray
-    readout: np.ndarray
-    grad_norm: np.ndarray
+    schema: ClassVar[str] = "linrnn-theory/run/2"
+    array_fields: ClassVar[tuple[str, ...]] = LearningTrajectory.array_fields + (
+        "W", "eigenvalues")
+    int_fields: ClassVar[tuple[str, ...]] = ("record_epochs",)
+
     record_epochs: np.ndarray
-    singular_values: np.ndarray
-    W: np.ndarray
-    status: str
     stop_epoch: int
-    message: str
-    converged_epoch: int | None
-    params: dict = field(default_factory=dict)
+    converged_epoch: int | None = None
+    W: np.ndarray | None = None
     eigenvalues: np.ndarray | None = None
 
     @property
@@ -78,45 +79,43 @@ class TrainResult:
         """Loss of a silent network (``z_hat^2 / 2`` for the fixed-point task)."""
         return float(self.params["L0"])
 
+    @property
+    def recorded_singular_values(self) -> np.ndarray:
+        """The rows of ``singular_values`` that were recorded, ``(len(record_epochs), k)``."""
+        return self.singular_values[self.record_epochs]
+
     def to_dict(self, include_weights: bool = False) -> dict[str, Any]:
-        """JSON-serialisable dictionary (schema in ``docs/formats.md``).
+        """JSON-serialisable dictionary (schema in ``docs/formats.md``); NaN is ``null``.
 
         Examples
         --------
-        >>> from linrnn_theory import init_network, FixedPointTask, train
-        >>> run = train(init_network(N=8, g=0.3, seed=0), FixedPointTask(1.0), lr=0.1, epochs=3,
-        ...             mode="fixed_point")
-        >>> sorted(run.to_dict())[:4]
-        ['converged_epoch', 'grad_norm', 'loss', 'message']
+        >>> from linrnn_theory import init_network, FixedPointTask, train, TrainResult
+        >>> run = train(init_network(N=8, g=0.3, seed=0), FixedPointTask(1.0), lr=0.1,
+        ...             epochs=3, mode="fixed_point", record_every=2)
+        >>> d = run.to_dict()
+        >>> d["schema"], d["status"], "W" in d
+        ('linrnn-theory/run/2', 'ok', False)
+        >>> back = TrainResult.from_dict(d)
+        >>> bool(np.array_equal(back.singular_values, run.singular_values, equal_nan=True))
+        True
         """
-        d: dict[str, Any] = {
-            "schema": "linrnn-theory/run/1",
-            "params": self.params,
-            "status": self.status,
-            "message": self.message,
-            "stop_epoch": int(self.stop_epoch),
-            "converged_epoch": None if self.converged_epoch is None else int(self.converged_epoch),
-            "tau": self.tau.tolist(),
-            "loss": self.loss.tolist(),
-            "readout": self.readout.tolist(),
-            "grad_norm": self.grad_norm.tolist(),
-            "record_epochs": self.record_epochs.tolist(),
-            "singular_values": self.singular_values.tolist(),
-        }
-        if self.eigenvalues is not None:
-            d["eigenvalues_real"] = self.eigenvalues.real.tolist()
-            d["eigenvalues_imag"] = self.eigenvalues.imag.tolist()
-        if include_weights:
-            d["W"] = self.W.tolist()
+        d = super().to_dict()
+        if not include_weights:
+            d.pop("W")
         return d
 
     def to_json(self, include_weights: bool = False) -> str:
         """JSON text of :meth:`to_dict`."""
-        return json.dumps(self.to_dict(include_weights), indent=1)
+        return json.dumps(self.to_dict(include_weights), indent=1, allow_nan=False)
+
+    def save(self, path, include_weights: bool = True):
+        """Write :meth:`to_json` (with the weights by default) to ``path`` atomically."""
+        from ._io import atomic_write_text
+        return atomic_write_text(path, self.to_json(include_weights))
 
 
 def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", *,
-          engine: str | None = None, n_singular: int = 6, record_every: int = 1,
+          engine: str | None = None, n_singular: int = N_SINGULAR, record_every: int = 1,
           record_eigenvalues: bool = False, stop_rel_loss: float | None = None,
           conv_rel: float = 0.05, stability_check: str = "det", diverge_factor: float = 1e6,
           progress: bool = False) -> TrainResult:
@@ -142,7 +141,8 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
         numerically defective ``W0``), the run's ``message`` and ``params["engine_notes"]``
         say so.
     n_singular : int
-        Number of singular values of ``Delta W`` to record (>= 4).
+        Number of singular values of ``Delta W`` to record (>= 1; the default is the
+        theory's, :data:`linrnn_theory.trajectory.N_SINGULAR`).
     record_every : int
         Record singular values every this many epochs (epoch 0 is always recorded).
     record_eigenvalues : bool
@@ -177,7 +177,7 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
     >>> run = lt.train(net, lt.FixedPointTask(target=1.0), lr=0.009 * (1 - 0.36) ** 2,
     ...                epochs=20, mode="fixed_point")
     >>> run.status, run.loss.shape, run.singular_values.shape
-    ('completed', (20,), (20, 6))
+    ('ok', (20,), (20, 2))
     >>> bool(run.loss[-1] < run.loss[0])
     True
 
@@ -195,7 +195,7 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
     task.check_trainable()
     lr = check_positive("lr", lr)
     epochs = check_int("epochs", epochs, minimum=1)
-    n_singular = check_int("n_singular", n_singular, minimum=4)
+    n_singular = check_int("n_singular", n_singular, minimum=1)
     record_every = check_int("record_every", record_every, minimum=1)
     mode = normalise_mode(mode)
     if stability_check not in ("det", "eig"):
@@ -210,9 +210,9 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
     readout = np.empty(epochs)
     gnorm = np.empty(epochs)
     rec_epochs: list[int] = []
-    rec_sv: list[np.ndarray] = []
+    sv = np.full((epochs, n_singular), np.nan)
     rec_eig: list[np.ndarray] = []
-    status, message, stop = "completed", f"ran all {epochs} epochs", epochs
+    status, message, stop = Status.OK, f"ran all {epochs} epochs", epochs
     notes = list(eng.notes)
     loss_cap = None
 
@@ -227,18 +227,18 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
         if loss_cap is None:
             loss_cap = diverge_factor * max(L0, L, 1e-300)
         if not (math.isfinite(L) and math.isfinite(z)) or L > loss_cap:
-            status, stop = "diverged", ep
+            status, stop = Status.DIVERGED, ep
             message = (f"loss became {'non-finite' if not math.isfinite(L) else f'{L:.3g}'} at "
                        f"epoch {ep} (limit {loss_cap:.3g})")
             break
         loss[ep], readout[ep], gnorm[ep] = L, z, eng.grad_norm()
         if ep % record_every == 0:
             rec_epochs.append(ep)
-            rec_sv.append(eng.singular_values(n_singular))
+            sv[ep] = eng.singular_values(n_singular)
             if record_eigenvalues:
                 rec_eig.append(np.linalg.eigvals(eng.weights()))
         if stop_rel_loss is not None and L < stop_rel_loss * L0:
-            status, stop = "converged", ep + 1
+            status, stop = Status.CONVERGED, ep + 1
             message = f"loss {L:.3g} < {stop_rel_loss} L0 at epoch {ep}"
             break
         eng.step(lr)
@@ -247,7 +247,7 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
             if not bad and stability_check == "eig":
                 bad = bool(np.max(np.linalg.eigvals(eng.weights()).real) >= 1.0)
             if bad:
-                status, stop = "diverged", ep + 1
+                status, stop = Status.DIVERGED, ep + 1
                 message = (f"an eigenvalue of W reached Re(lambda) >= 1 after the update of "
                            f"epoch {ep} (fixed point lost)")
                 break
@@ -265,7 +265,7 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
     return TrainResult(
         tau=lr * np.arange(n, dtype=float), loss=loss[:n].copy(), readout=readout[:n].copy(),
         grad_norm=gnorm[:n].copy(), record_epochs=np.array(rec_epochs, dtype=int),
-        singular_values=np.array(rec_sv).reshape(len(rec_sv), n_singular),
+        singular_values=sv[:n].copy(),
         W=eng.weights(), status=status, stop_epoch=int(stop), message=message,
         converged_epoch=int(conv[0]) if conv.size else None, params=params,
         eigenvalues=np.array(rec_eig) if record_eigenvalues else None,

@@ -17,9 +17,10 @@ from linrnn_theory import cli, theory
 
 RUN_KEYS = {"schema", "params", "status", "message", "stop_epoch", "converged_epoch", "tau",
             "loss", "readout", "grad_norm", "record_epochs", "singular_values", "cli",
-            "wall_time_s"}
+            "wall_time_s", "eigenvalues"}
 PRED_KEYS = {"schema", "method", "params", "status", "message", "tau", "tau_tilde",
-             "readout", "loss", "singular_values", "outlier_eigenvalue", "grad_norm", "cli"}
+             "readout", "loss", "singular_values", "outlier_eigenvalue", "grad_norm", "cli",
+             "readout_std", "loss_std", "singular_values_std"}
 THIRD_ORDER = "zhat*(8*beta*zhat**2 + 1)/6"   # docs/paper.md section 4, coefficient of tau~^3
 
 SIM = ["simulate", "--N", "16", "--g", "0.5", "--target", "1", "--lr0", "0.009",
@@ -82,12 +83,12 @@ def test_simulate_writes_the_run(tmp_path, capsys):
     for word in ("status", "final loss", "converged", "singular values", "wall time"):
         assert word in stdout
     doc = json.loads(out.read_text())
-    assert set(doc) == RUN_KEYS | {"eigenvalues_real", "eigenvalues_imag"}
-    assert doc["schema"] == "linrnn-theory/run/1"
-    assert doc["status"] == "completed" and doc["stop_epoch"] == 5
+    assert set(doc) == RUN_KEYS
+    assert doc["schema"] == "linrnn-theory/run/2"
+    assert doc["status"] == "ok" and doc["stop_epoch"] == 5
     assert len(doc["loss"]) == len(doc["tau"]) == len(doc["grad_norm"]) == 5
-    assert np.shape(doc["singular_values"]) == (5, 6)
-    assert np.shape(doc["eigenvalues_real"]) == np.shape(doc["eigenvalues_imag"]) == (5, 16)
+    assert np.shape(doc["singular_values"]) == (5, 2)
+    assert np.shape(doc["eigenvalues"]["real"]) == np.shape(doc["eigenvalues"]["imag"]) == (5, 16)
     assert doc["params"]["lr"] == pytest.approx(0.009 * 0.75 ** 2, rel=1e-15)
     assert doc["params"]["mode"] == "fixed_point"
     assert doc["cli"]["command"] == "simulate" and doc["cli"]["args"]["lr0"] == 0.009
@@ -155,7 +156,7 @@ BAD_SIMULATE = {
     "epochs=0": ({"--epochs": "0"}, ["epochs must be >= 1"]),
     "unstable W0": ({"--g": "1.6", "--N": "64", "--mode": "fixed-point"},
                     ["W0 is unstable"]),
-    "n_singular": ({"--n-singular": "2"}, ["n_singular must be >= 4"]),
+    "n_singular": ({"--n-singular": "0"}, ["n_singular must be >= 1"]),
     "bad mode": ({"--mode": "euler"}, ["--mode", "invalid choice"]),
     "bad int": ({"--N": "many"}, ["--N", "invalid int"]),
     "lr and lr0": ({"--lr": "0.1"}, ["not allowed with"]),
@@ -234,7 +235,7 @@ def test_predict_writes_prediction(tmp_path, capsys):
     assert "tau_tilde" in capsys.readouterr().out
     doc = json.loads(out.read_text())
     assert set(doc) == PRED_KEYS
-    assert doc["schema"] == "linrnn-theory/prediction/1" and doc["method"] == "series"
+    assert doc["schema"] == "linrnn-theory/prediction/2" and doc["method"] == "series"
     # --tilde: the grid is uniform in tau_tilde = beta^2 tau
     np.testing.assert_allclose(doc["tau_tilde"], np.linspace(0, 1, 5), rtol=1e-14,
                                atol=1e-15)

@@ -27,10 +27,12 @@ def test_cosine_trains_through_train_as_the_paper_set_it_up():
     W0, m = cosine_network(N, 0.4, seed=0)
     run = lt.train(lt.Network(W0=W0, m=m, w=m / N), SMALL_COSINE, lr=0.15, epochs=30,
                    record_every=5, record_eigenvalues=True)
-    assert isinstance(run, lt.TrainResult) and run.status == "completed"
+    assert isinstance(run, lt.TrainResult) and run.status == "ok"
     assert run.params["engine"] == "dense" and run.params["task"]["kind"] == "CosineTask"
     assert run.L0 == pytest.approx(SMALL_COSINE.L0)
-    assert run.loss.shape == (30,) and run.singular_values.shape == (6, 6)
+    assert run.loss.shape == (30,) and run.singular_values.shape == (30, 2)
+    assert run.recorded_singular_values.shape == (6, 2)
+    assert np.isnan(run.singular_values[1]).all() and not np.isnan(run.singular_values[5]).any()
     assert run.eigenvalues.shape == (6, N)
     assert run.loss[-1] < 0.9 * run.loss[0]
     # the same updates as the direct loop on Delta W (which adds W0 + Delta W each epoch
@@ -39,10 +41,10 @@ def test_cosine_trains_through_train_as_the_paper_set_it_up():
     np.testing.assert_allclose(run.loss, ref.loss, rtol=1e-14, atol=0)
     # the figure's driver is train plus the loss after the last update
     drv = train_cosine(N, 0.4, 0, lr=0.15, epochs=30, task=SMALL_COSINE, record_every=5)
-    np.testing.assert_array_equal(drv["loss"][:-1], run.loss)
+    np.testing.assert_array_equal(drv.loss[:-1], run.loss)
     L_end = linear_bptt(run.W, m, m / N, SMALL_COSINE.inputs(), SMALL_COSINE.targets(),
                         SMALL_COSINE.mask(), SMALL_COSINE.dt, x0=m)[0]
-    assert drv["loss"][-1] == L_end
+    assert drv.loss[-1] == L_end
 
 
 def test_cosine_readout_is_the_overlap_with_the_target():

@@ -68,7 +68,10 @@ def test_gradient_matches_central_differences(N, g, target, seed, mode, t_max, d
 
 
 @given(N=st.integers(2, 10), g=st.floats(0.0, 1.2), seed=st.integers(0, 2**32 - 1),
-       dt=st.sampled_from([0.125, 0.5, 1.0]), input_amp=st.floats(-2.0, 2.0))
+       dt=st.sampled_from([0.125, 0.5, 1.0]),
+       # subnormal amplitudes excluded: their products round with an absolute error of
+       # 5e-324, so no relative bound can hold (found by hypothesis: input_amp = 5e-324)
+       input_amp=st.floats(-2.0, 2.0, allow_subnormal=False))
 def test_euler_readout_has_closed_form(N, g, seed, dt, input_amp):
     """The finite-time readout is the fixed-point readout minus a transient:
     ``z_k = c w^T (I - W)^{-1} (I - A^j) m`` with ``A = (1 - dt) I + dt W`` and
@@ -118,7 +121,7 @@ def test_bptt_and_fixed_point_loss_curves_agree(target, g):
         lr = paper_lr(g, target)
         a = lt.train(net, task, lr=lr, epochs=100, mode="bptt", engine="dense")
         b = lt.train(net, task, lr=lr, epochs=100, mode="fixed_point")
-        assert a.status == b.status == "completed"
+        assert a.status == b.status == "ok"
         assert a.loss.shape == b.loss.shape == (100,)
         assert b.loss[-1] < 0.2 * task.L0              # learning actually happened
         np.testing.assert_array_less(np.abs(a.loss - b.loss), 1e-6 * b.loss)
@@ -141,7 +144,7 @@ def test_delta_w_has_rank_two_at_g0(mode, engine, seed, target):
     net = lt.init_network(N=64, g=0.0, seed=seed)
     task = lt.FixedPointTask(target=target)
     run = lt.train(net, task, lr=0.03, epochs=15, mode=mode, engine=engine, n_singular=6)
-    assert run.status == "completed", run.message
+    assert run.status == "ok", run.message
     sv = run.singular_values[1:]                      # epoch 0: Delta W = 0
     assert np.all(sv[:, 0] > 0)
     assert np.all(sv[:, 2:] < 1e-10 * sv[:, :1])
@@ -255,7 +258,7 @@ def test_unstable_w0_is_fine_in_bptt_mode():
     net = _net(W0=np.diag([0.5, 1.5, 0.0]))
     run = lt.train(net, lt.FixedPointTask(target=1.0, t_max=6.0), lr=1e-3, epochs=3,
                    mode="bptt")
-    assert run.status in ("completed", "diverged")
+    assert run.status in ("ok", "diverged")
 
 
 @pytest.mark.parametrize("g, stable", [(0.0, True), (0.5, True), (1.3, False)])
@@ -291,7 +294,7 @@ def test_fast_fixed_point_engine_equals_dense(N, g, target, lr):
     task = lt.FixedPointTask(target=target)
     a = lt.train(net, task, lr=lr, epochs=200, mode="fixed_point", engine="dense")
     b = lt.train(net, task, lr=lr, epochs=200, mode="fixed_point", engine="fast")
-    assert a.status == b.status == "completed"
+    assert a.status == b.status == "ok"
     mask = a.loss > 1e-10 * task.L0
     assert mask.sum() >= 50
     np.testing.assert_array_less(np.abs(a.loss - b.loss)[mask], 1e-9 * a.loss[mask])
@@ -339,7 +342,7 @@ def test_truncation_losses_limits(trained, g):
     readout by ~1e-14 and the loss by < 1e-9 relative at these loss levels)."""
     net, run, task = trained[g]
     L_trained = lt.loss(run.W, net, task, mode="fixed_point")
-    L = lt.truncation_losses(net, run.W, task, ranks=[0, 1, 2, net.N], mode="fixed_point")
+    L = lt.truncation_losses(run.W, net, task, ranks=[0, 1, 2, net.N], mode="fixed_point")
     assert L[0] == lt.loss(net.W0, net, task, mode="fixed_point")
     assert abs(L[3] - L_trained) <= 1e-9 * L_trained
     assert L[1] > L_trained                          # rank one is not the whole story
@@ -351,15 +354,15 @@ def test_shuffle_loss_properties(trained):
     net0, run0, task = trained[0.0]
     L0_trained = lt.loss(run0.W, net0, task, mode="fixed_point")
     # g = 0: W0 = 0, and a permutation of zeros is zero: nothing changes, exactly
-    assert lt.shuffle_loss(net0, run0.W, task, seed=3, mode="fixed_point") == L0_trained
+    assert lt.shuffle_loss(run0.W, net0, task, seed=3, mode="fixed_point") == L0_trained / task.L0
     net, run, _ = trained[0.6]
     L_trained = lt.loss(run.W, net, task, mode="fixed_point")
-    s1 = lt.shuffle_loss(net, run.W, task, seed=5, mode="fixed_point", n_shuffles=3)
-    s2 = lt.shuffle_loss(net, run.W, task, seed=5, mode="fixed_point", n_shuffles=3)
+    s1 = lt.shuffle_loss(run.W, net, task, seed=5, mode="fixed_point", n_shuffles=3)
+    s2 = lt.shuffle_loss(run.W, net, task, seed=5, mode="fixed_point", n_shuffles=3)
     assert s1 == s2                                  # seeded permutations
     # claim 3 of the paper: Delta W is tuned to W0; on a shuffled W0 it fails (the theory
     # predicts ~0.6 L0 at g = 0.6; the trained loss is < 0.05 L0)
     assert L_trained < 0.05 * task.L0
-    assert s1 > 0.2 * task.L0
+    assert s1 > 0.2                                  # relative to L0, like the theory
     # shuffling W0 and keeping the trained W0 are different networks in bptt mode as well
-    assert lt.shuffle_loss(net, run.W, task, seed=5, mode="bptt") > 10 * L_trained
+    assert lt.shuffle_loss(run.W, net, task, seed=5, mode="bptt") > 10 * L_trained / task.L0

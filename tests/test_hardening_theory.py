@@ -84,7 +84,7 @@ def test_train_shuffle_truncation_type_errors(net):
     with pytest.raises(TypeError, match="net must be a Network"):
         lt.train(W, task, lr=0.01, epochs=1)
     with pytest.raises(TypeError, match="task must be a FixedPointTask"):
-        lt.shuffle_loss(net, W, 1.0)
+        lt.shuffle_loss(W, net, 1.0)
     with pytest.raises(TypeError, match="net must be a Network"):
         lt.truncation_losses(W, W, task)
 

@@ -171,9 +171,9 @@ def test_cosine_paper_finding_at_full_size():
     ratio, count = {}, {}
     for g, lr in FULL.cosine.lrs:
         r = train_cosine(256, g, 0, lr, 1000)
-        assert r["status"] == "completed"
-        ratio[g] = r["loss"][-1] / r["loss"][0]
-        sv = r["sv_final"]
+        assert r.status == "ok"
+        ratio[g] = r.loss[-1] / r.loss[0]
+        sv = r.sv_final
         count[g] = int(np.sum(sv > 0.1 * sv[0]))
     assert ratio[0.0] > 0.9, ratio
     assert ratio[0.4] < 0.01 and ratio[0.8] < 0.01, ratio

@@ -136,11 +136,11 @@ def test_shuffle_formula_against_shuffled_networks():
 def test_failure_theory_basic_facts():
     """Gradient flow never reaches lambda = 1; small steps converge, big ones diverge."""
     ok = failure.predict_failure(0.6, 2.0, lr0=0.002, epochs=800)
-    assert not ok["fails"] and ok["status"] == "converged"
-    assert ok["lambda_final"] < 1.0 and ok["lr_sharpness_final"] < 2.0
+    assert not ok.fails and ok.status == "ok"
+    assert ok.lambda_final < 1.0 and ok.lr_sharpness_final < 2.0
     bad = failure.predict_failure(0.8, 4.0, lr0=0.002, epochs=800)
-    assert bad["fails"] and bad["lambda_final"] < 1.0      # the flow itself stays stable
-    assert bad["lr_sharpness_final"] > 2.0
+    assert bad.fails and bad.lambda_final < 1.0      # the flow itself stays stable
+    assert bad.lr_sharpness_final > 2.0
 
 
 def test_failure_prediction_matches_finite_time_simulation():
@@ -152,7 +152,7 @@ def test_failure_prediction_matches_finite_time_simulation():
     for lr0 in (0.0005, 0.004):
         pred = failure.predict_failure(0.8, 4.0, lr0=lr0, epochs=600, network=net)
         run = lt.train(net, task, lr=lr0 * (1 - 0.64) ** 2, epochs=600, mode="bptt")
-        outcomes[lr0] = (pred["fails"], run.status == "diverged")
+        outcomes[lr0] = (pred.fails, run.status == "diverged")
     for lr0, (predicted, observed) in outcomes.items():
         assert predicted == observed, (lr0, outcomes)
     assert outcomes[0.004] == (True, True) and outcomes[0.0005] == (False, False)

@@ -41,10 +41,10 @@ def case(g, target, lr0, seed, N, epochs, t_max):
             "sim_status": run.status, "sim_stop_epoch": run.stop_epoch,
             "sim_final_loss_rel": float(run.loss[-1] / task.L0) if run.loss.size else None,
             "sim_lr_sharpness_end": sharp, "sim_seconds": sim_s,
-            "instance_status": inst["status"], "instance_lr_sharpness": inst["lr_sharpness_final"],
-            "instance_diverged_epoch": inst["diverged_epoch"],
-            "large_n_status": big["status"], "large_n_lr_sharpness": big["lr_sharpness_final"],
-            "lambda_final_flow": big["lambda_final"]}
+            "instance_status": inst.status.value, "instance_lr_sharpness": inst.lr_sharpness_final,
+            "instance_diverged_epoch": inst.diverged_epoch,
+            "large_n_status": big.status.value, "large_n_lr_sharpness": big.lr_sharpness_final,
+            "lambda_final_flow": big.lambda_final}
 
 
 def main(argv=None):

@@ -87,7 +87,7 @@ def simulate(N: int, g: float, target: float, seed: int, h: float, tt_max: float
     epochs = int(np.ceil(tt_max / h)) + 1
     run = lt.train(net, lt.FixedPointTask(target=target), lr=lr, epochs=epochs,
                    mode="fixed_point", n_singular=4, record_every=epochs)
-    if run.status != "completed":
+    if run.status != "ok":
         raise RuntimeError(f"N={N} g={g} seed={seed}: {run.message}")
     kappa = (run.grad_norm[0] / abs(target - run.readout[0])) ** 2
     return run.tau, run.readout, kappa

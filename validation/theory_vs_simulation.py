@@ -122,8 +122,8 @@ def simulate_network(N, g, seed, targets, h, tau_tilde_max, observables=False):
                 conv = ep
                 dw = float(np.linalg.norm(eng.C))
                 W = eng.weights()
-                shuffle = lt.shuffle_loss(net, W, task, seed=seed, mode="fixed_point",
-                                          n_shuffles=2) / task.L0
+                shuffle = lt.shuffle_loss(W, net, task, seed=seed, mode="fixed_point",
+                                          n_shuffles=2)
             eng.step(lr)
         rec = {"N": N, "g": g, "seed": seed, "target": zh, "lr": lr, "readout": z.tolist()}
         if observables:
@@ -144,10 +144,10 @@ def descent_theory(g, zh, taus, depth):
     from linrnn_theory.theory.failure import reduced_descent
     from linrnn_theory.theory.large_n import large_n_model
     run = reduced_descent(g, zh, float(taus[1] - taus[0]), taus.size,
-                          model=large_n_model(g, depth))
-    if run["status"] == "diverged":
+                          model=large_n_model(g, depth), n_singular=0)
+    if run.status == "diverged":
         raise RuntimeError(f"reduced descent diverged at g = {g}, target = {zh}")
-    return run["readout"]
+    return run.readout
 
 
 def large_n_part(args):

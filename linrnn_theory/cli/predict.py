@@ -1,7 +1,7 @@
 """``linrnn-theory predict``: the theory along the learning time, or its scalar observables.
 
 Trajectory mode writes :meth:`linrnn_theory.theory.Prediction.to_dict` (schema
-``linrnn-theory/prediction/1``) plus ``"cli"``; ``--quantity`` mode writes the scalar
+``linrnn-theory/prediction/2``) plus ``"cli"``; ``--quantity`` mode writes the scalar
 observables at the learning time (schema ``linrnn-theory/observables/1``). Both are
 described in ``docs/formats.md``.
 """

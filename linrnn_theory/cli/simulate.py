@@ -81,8 +81,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rec = p.add_argument_group("recording and output")
     rec.add_argument("--record-every", type=int, default=1,
                      help="record singular values every this many epochs (default 1)")
-    rec.add_argument("--n-singular", type=int, default=6,
-                     help="number of singular values of Delta W to record (>= 4, default 6)")
+    rec.add_argument("--n-singular", type=int, default=2,
+                     help="number of singular values of Delta W to record (>= 1, default 2, "
+                          "as predict)")
     rec.add_argument("--eigenvalues", action="store_true",
                      help="also record all eigenvalues of W (O(N^3) per record)")
     rec.add_argument("--include-weights", action="store_true",

@@ -396,7 +396,7 @@ def _check_targets(target, mask, T: int, B: int, n_out: int, dtype):
     return np.ascontiguousarray(target, dtype=dtype), mask, M
 
 
-class Trajectory(NamedTuple):
+class Rollout(NamedTuple):
     """States ``x`` (T+1, B, N), rates ``r = tanh(x)`` (T+1, B, N), outputs ``z`` (T, B, n_out).
 
     Examples
@@ -411,7 +411,7 @@ class Trajectory(NamedTuple):
     z: np.ndarray
 
 
-def simulate(params: RNNParams, u, dt: float = 0.5) -> Trajectory:
+def simulate(params: RNNParams, u, dt: float = 0.5) -> Rollout:
     """Run the network on a batch of input sequences.
 
     Parameters
@@ -424,7 +424,7 @@ def simulate(params: RNNParams, u, dt: float = 0.5) -> Trajectory:
 
     Returns
     -------
-    Trajectory
+    Rollout
         ``x[0] = 0``; ``z[t] = W_out^T tanh(x[t+1])``.
 
     Examples
@@ -442,7 +442,7 @@ def simulate(params: RNNParams, u, dt: float = 0.5) -> Trajectory:
         _forward(params, u, dt, ws)
     T, B, _ = u.shape
     z = (ws.R[1:].reshape(T * B, params.N) @ params.W_out).reshape(T, B, params.n_out)
-    return Trajectory(ws.X.copy(), np.ascontiguousarray(ws.R), z)
+    return Rollout(ws.X.copy(), np.ascontiguousarray(ws.R), z)
 
 
 def _loss_chunk(params: RNNParams, dt: float, M: float, ws: BPTTWorkspace, u: np.ndarray,

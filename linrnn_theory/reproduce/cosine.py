@@ -62,7 +62,7 @@ def run_task(params: dict) -> dict:
     >>> from linrnn_theory.reproduce.presets import TINY
     >>> r = run_task(tasks(TINY)[0])
     >>> r["status"], r["loss"].shape
-    ('completed', (11,))
+    ('ok', (11,))
     """
     from ..simulation.cosine import train_cosine
     from ..task import CosineTask
@@ -72,7 +72,18 @@ def run_task(params: dict) -> dict:
                       amplitude=params["amplitude"], n_periods_loss=params["n_periods_loss"])
     out = train_cosine(params["N"], params["g"], params["seed"], params["lr"],
                        params["epochs"], task, record_every=params["record_every"])
-    return {**out, "figure": NAME, "kind": "sim"}
+    record = {"N": params["N"], "g": float(params["g"]), "seed": params["seed"],
+              "lr": float(params["lr"]), "epochs": params["epochs"],
+              **{k: getattr(task, k) for k in ("dt", "t_max", "period", "amplitude",
+                                               "n_periods_loss")}}
+    record.update({
+        "figure": NAME, "kind": "sim", "L0": task.L0, "status": out.status.value,
+        "message": out.message, "epochs_completed": out.epochs_completed, "loss": out.loss,
+        "record_epochs": out.record_epochs, "singular_values": out.recorded_singular_values,
+        **{k: getattr(out, k) for k in ("times", "target", "mask", "z_initial", "z_final",
+                                        "best_epoch", "eig_initial", "eig_final",
+                                        "sv_final")}})
+    return record
 
 
 def collect(results: list[dict]) -> dict[str, np.ndarray]:
@@ -195,7 +206,7 @@ def report(results: list[dict]) -> str:
         loss = r["loss"]
         sv = r["sv_final"]
         rel = loss[-1] / loss[0]
-        learned = r["status"] == "completed" and rel < LEARNED_REL
+        learned = r["status"] == "ok" and rel < LEARNED_REL
         rows.append([fmt(r["g"], "g"), r["seed"], fmt(r["lr"], "g"), r["status"],
                      fmt(loss[0] / r["L0"]), fmt(loss[-1] / r["L0"]), fmt(rel, ".3g"),
                      " ".join(fmt(x, ".3g") for x in sv[:5]), _rank(sv),
@@ -219,7 +230,7 @@ def report(results: list[dict]) -> str:
         "parallel to x(0) = m keep every gradient along m m^T: Delta W is rank one with a "
         "real eigenvalue); with g > 0 it learns it through a low-rank Delta W.",
     ]
-    bad = [r for r in results if r["status"] != "completed"]
+    bad = [r for r in results if r["status"] != "ok"]
     if bad:
         lines += ["", f"{len(bad)} run(s) diverged: " + "; ".join(
             f"g={r['g']:g}, seed {r['seed']}: {r['message']}" for r in bad)]

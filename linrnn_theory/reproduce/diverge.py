@@ -92,14 +92,14 @@ def _simulate(params: dict) -> dict:
     # the same theory with this network's own reduced model (finite N)
     pred = failure.predict_failure(params["g"], params["target"], lr=params["lr"],
                                    epochs=params["epochs"], network=net)
-    inst = {"instance_status": str(pred["status"]), "instance_fails": bool(pred["fails"])}
+    inst = {"instance_status": str(pred.status.value), "instance_fails": bool(pred.fails)}
     return {**params, **inst, "L0": task.L0, "status": run.status, "message": run.message,
             "stop_epoch": run.stop_epoch, "converged_epoch": run.converged_epoch,
             "tau": run.tau, "loss": run.loss, "record_epochs": run.record_epochs,
             "max_re_eig": max_re, "leading_eig": lead,
             "cross_epoch": int(run.record_epochs[cross[0]]) if cross.size else None,
             "final_loss_rel": final_rel, "relapse": relapse, "failed": bool(failed),
-            "sv_final": run.singular_values[-1] if len(run.singular_values) else np.zeros(0)}
+            "sv_final": run.recorded_singular_values[-1] if len(run.record_epochs) else np.zeros(0)}
 
 
 def _theory(params: dict) -> dict:
@@ -109,10 +109,9 @@ def _theory(params: dict) -> dict:
     crit = float(failure.critical_target(g, lr=lr, epochs=ep)) if params["critical_target"] \
         else float("nan")
     pred = failure.predict_failure(g, z, lr=lr, epochs=ep)
-    return {**params, "critical_target": crit, "fails": bool(pred["fails"]),
-            "theory_status": str(pred.get("status", "")),
-            "lambda_final": float(pred.get("lambda_final", float("nan"))),
-            "lr_sharpness_final": float(pred.get("lr_sharpness_final", float("nan")))}
+    return {**params, "critical_target": crit, "fails": bool(pred.fails),
+            "theory_status": pred.status.value, "lambda_final": pred.lambda_final,
+            "lr_sharpness_final": pred.lr_sharpness_final}
 
 
 def run_task(params: dict) -> dict:
@@ -123,7 +122,7 @@ def run_task(params: dict) -> dict:
     >>> from linrnn_theory.reproduce.presets import TINY
     >>> r = run_task([t for t in tasks(TINY) if t["kind"] == "sim"][0])
     >>> r["status"], r["max_re_eig"].shape
-    ('completed', (2,))
+    ('ok', (2,))
     """
     if params["kind"] == "sim":
         return _simulate(params)

@@ -16,7 +16,7 @@ g, targets, seeds            (G,) (Z,) (S,) grid
 lr                           (G, Z)       learning rate ``lr0 (1 - g^2)^2``
 tau, tau_tilde               (G, Z, E)    learning time ``lr * epoch`` and ``beta^2 tau``
 sim_loss, sim_readout        (G, Z, S, E) simulation (NaN after a run stopped)
-sim_status                   (G, Z, S)    "completed" / "diverged" / "unstable_init"
+sim_status                   (G, Z, S)    "ok" / "diverged" / "unstable_init"
 record_epochs                (G, Z, R)    epochs of the singular values
 sim_sv                       (G, Z, S, R, 4) top singular values of ``Delta W``
 ode_loss, ode_readout        (G, Z, E)    reduced ODE (large N, fixed-point limit)
@@ -96,7 +96,7 @@ def simulate(params: dict, *, stop_rel_loss: float | None = None) -> tuple[dict,
             "stop_epoch": run.stop_epoch, "converged_epoch": run.converged_epoch,
             "tau": run.tau, "loss": run.loss, "readout": run.readout,
             "grad_norm": run.grad_norm, "record_epochs": run.record_epochs,
-            "singular_values": run.singular_values}, (net, task, run)
+            "singular_values": run.recorded_singular_values}, (net, task, run)
 
 
 def _theory(params: dict) -> dict:
@@ -123,7 +123,7 @@ def run_task(params: dict) -> dict:
     >>> from linrnn_theory.reproduce.presets import TINY
     >>> r = run_task(tasks(TINY)[1])
     >>> r["kind"], r["status"], r["loss"].shape
-    ('sim', 'completed', (20,))
+    ('sim', 'ok', (20,))
     """
     if params["kind"] == "sim":
         return simulate(params)[0]
@@ -247,7 +247,7 @@ def errors(results: list[dict]) -> list[dict]:
     out = []
     for i, g in enumerate(d["g"]):
         for j, z in enumerate(d["targets"]):
-            ok = np.isin(d["sim_status"][i, j], ("completed", "converged"))
+            ok = np.isin(d["sim_status"][i, j], ("ok", "converged"))
             n_bad = int((~ok).sum())
             row = {"g": float(g), "target": float(z), "n_ok": int(ok.sum()), "n_bad": n_bad,
                    "ode_status": str(d["ode_status"][i, j])}
@@ -301,7 +301,7 @@ def report(results: list[dict]) -> str:
         "The series is a Taylor expansion in beta^2 tau: it is accurate early and departs "
         "once beta^2 tau approaches 1 (its error over all epochs is large by construction).",
     ]
-    bad = [r for r in sims if r["status"] not in ("completed", "converged")]
+    bad = [r for r in sims if r["status"] not in ("ok", "converged")]
     if bad:
         lines += ["", f"{len(bad)} run(s) excluded from the means: " + "; ".join(
             f"g={r['g']:g}, z={r['target']:g}, seed {r['seed']}: {r['status']} "

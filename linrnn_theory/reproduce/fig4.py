@@ -25,7 +25,7 @@ key                              shape     meaning
 g, targets, seeds                grid
 lr                               (G, Z)    learning rate
 sim_<Q>                          (G, Z, S) per run (NaN: run excluded, see sim_status)
-sim_status                       (G, Z, S) "converged" / "completed" (never converged) /
+sim_status                       (G, Z, S) "converged" / "ok" (never converged) /
                                            "diverged" / "unstable_init"
 sim_converged_epoch              (G, Z, S) -1 if never
 ode_<Q>, series_<Q>              (G, Z)    theory (NaN: theory gave no value, see report)
@@ -107,9 +107,9 @@ def _simulate(params: dict) -> dict:
     out["learning_time"] = params["lr"] * c
     out["dw_norm"] = float(np.linalg.norm(run.W - net.W0))
     out["mean_grad_norm"] = float(np.mean(run.grad_norm[:c])) if c > 0 else float("nan")
-    out["shuffle_loss"] = lt.shuffle_loss(net, run.W, task, seed=params["seed"],
+    out["shuffle_loss"] = lt.shuffle_loss(run.W, net, task, seed=params["seed"],
                                           mode=params["mode"],
-                                          n_shuffles=params["n_shuffles"]) / task.L0
+                                          n_shuffles=params["n_shuffles"])
     return out
 
 

@@ -72,13 +72,13 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def split_status(results: Sequence[dict], ok: Sequence[str] = ("completed", "converged")
+def split_status(results: Sequence[dict], ok: Sequence[str] = ("ok", "converged")
                  ) -> tuple[list[dict], list[dict]]:
     """``(good, bad)``: results whose ``status`` is in ``ok``, and the others.
 
     Examples
     --------
-    >>> good, bad = split_status([{"status": "completed"}, {"status": "diverged"}])
+    >>> good, bad = split_status([{"status": "ok"}, {"status": "diverged"}])
     >>> len(good), len(bad)
     (1, 1)
     """

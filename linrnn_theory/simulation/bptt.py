@@ -29,12 +29,10 @@ and says so in the run's message, unless the fast engine was asked for by name.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-
 import numpy as np
 import scipy.linalg as sla
 
+from .._memo import array_cache
 from ..network import Network
 from ..task import FixedPointTask
 from .basis import FactoredDelta, MappedBasis
@@ -75,28 +73,15 @@ def _real_eigenbasis(W0: np.ndarray, dt: float):
     return S, c, s, perm
 
 
-_BASIS_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
-_BASIS_CACHE_SIZE = 3
-
-
+@array_cache(maxsize=3)
 def _cached_eigenbasis(W0: np.ndarray, dt: float):
     """``_real_eigenbasis`` plus ``S^{-1}``, cached for the last few ``W0`` (a sweep trains
     the same network for several targets; the O(N^3) decomposition is then done once)."""
-    key = (W0.shape[0], float(dt), hashlib.blake2b(np.ascontiguousarray(W0).tobytes(),
-                                                   digest_size=16).hexdigest())
-    hit = _BASIS_CACHE.get(key)
-    if hit is not None:
-        _BASIS_CACHE.move_to_end(key)
-        return hit
     S, c, s, perm = _real_eigenbasis(W0, dt)
     lu = sla.lu_factor(S)
     Sinv = sla.lu_solve(lu, np.eye(W0.shape[0]))
     cond = np.linalg.norm(S, 2) * np.linalg.norm(Sinv, 2)
-    val = (S, Sinv, c, s, perm, float(cond))
-    _BASIS_CACHE[key] = val
-    while len(_BASIS_CACHE) > _BASIS_CACHE_SIZE:
-        _BASIS_CACHE.popitem(last=False)
-    return val
+    return S, Sinv, c, s, perm, float(cond)
 
 
 @register_engine

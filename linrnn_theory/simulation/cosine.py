@@ -12,16 +12,19 @@ traces, eigenvalues and singular values the figure shows.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from .._checks import check_int, check_positive
 from ..network import Network
 from ..task import CosineTask
-from ..training import train
+from ..trajectory import Status
+from ..training import TrainResult, train
 from .dense import linear_bptt
 
-__all__ = ["cosine_network", "train_cosine"]
+__all__ = ["cosine_network", "train_cosine", "CosineRun"]
 
 
 def cosine_network(N: int, g: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,9 +64,50 @@ def cosine_network(N: int, g: float, seed: int) -> tuple[np.ndarray, np.ndarray]
     return g * J, m
 
 
+@dataclass(kw_only=True, repr=False)
+class CosineRun(TrainResult):
+    """A cosine training run (:func:`train_cosine`): a :class:`~linrnn_theory.TrainResult`
+    with one more row, after the last update, and what the cosine figure draws.
+
+    Attributes
+    ----------
+    tau, loss, readout, grad_norm, singular_values
+        As in :class:`~linrnn_theory.TrainResult`, plus the row after the last update
+        (for a run that did not diverge): ``epochs + 1`` rows.
+    times, target, mask : (T,) ndarray
+        The task's time grid, target and loss mask.
+    z_initial, z_final : (T,) ndarray
+        Output traces at ``W0`` and at the last weights with a finite loss.
+    best_epoch : int
+        Epoch of the lowest loss.
+    eig_initial, eig_final : (N,) complex ndarray
+        Eigenvalues of ``W0`` and of the last finite ``W``.
+    sv_final : (N,) ndarray
+        All singular values of its ``Delta W``.
+    epochs_completed : int
+        Updates behind the last row.
+    """
+
+    schema: ClassVar[str] = "linrnn-theory/cosine-run/1"
+    array_fields: ClassVar[tuple[str, ...]] = TrainResult.array_fields + (
+        "times", "target", "mask", "z_initial", "z_final", "eig_initial", "eig_final",
+        "sv_final")
+
+    times: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    z_initial: np.ndarray
+    z_final: np.ndarray
+    best_epoch: int
+    eig_initial: np.ndarray
+    eig_final: np.ndarray
+    sv_final: np.ndarray
+    epochs_completed: int
+
+
 def train_cosine(N: int, g: float, seed: int, lr: float, epochs: int,
                  task: CosineTask | None = None, *, record_every: int = 10,
-                 n_singular: int = 8, diverge_factor: float = 1e6) -> dict:
+                 n_singular: int = 8, diverge_factor: float = 1e6) -> CosineRun:
     """Train the paper's cosine network (:func:`cosine_network`) with
     :func:`linrnn_theory.train`, and add what the cosine figure shows.
 
@@ -80,29 +124,23 @@ def train_cosine(N: int, g: float, seed: int, lr: float, epochs: int,
     record_every : int
         Singular values of ``Delta W`` are recorded every this many epochs and at the end.
     n_singular : int
-        Number of singular values recorded (>= 4).
+        Number of singular values recorded.
     diverge_factor : float
         The run stops as "diverged" when the loss is non-finite or exceeds
         ``diverge_factor * max(L0, initial loss)``.
 
     Returns
     -------
-    dict
-        ``loss`` (epochs + 1,): loss before each update and after the last one (fewer
-        entries if the run diverged); ``grad_norm`` (epochs,); ``record_epochs`` and
-        ``singular_values`` (n_rec, n_singular); ``z_initial`` and ``z_final`` (T,)
-        output traces (``z_final`` at the last weights with a finite loss) with ``times``,
-        ``target`` and ``mask``; ``best_epoch`` (lowest loss); ``eig_initial``,
-        ``eig_final`` (N,) eigenvalues of ``W0`` and of the last finite ``W``; ``sv_final``
-        (N,) all singular values of its ``Delta W``; ``status`` ("completed" or
-        "diverged"), ``message``, ``epochs_completed``, ``L0`` and the parameters.
+    CosineRun
+        ``status`` is "ok" or "diverged"; for "diverged" the arrays hold the epochs with a
+        finite loss.
 
     Examples
     --------
     >>> r = train_cosine(N=16, g=0.4, seed=0, lr=0.1, epochs=5,
     ...                  task=CosineTask(dt=0.5, t_max=4.0, period=2.0, n_periods_loss=1))
-    >>> r["status"], r["loss"].shape, r["singular_values"].shape
-    ('completed', (6,), (2, 8))
+    >>> r.status, r.loss.shape, r.recorded_singular_values.shape, r.record_epochs.tolist()
+    ('ok', (6,), (2, 8), [0, 5])
     """
     task = CosineTask() if task is None else task
     epochs = check_int("epochs", epochs, minimum=1)
@@ -112,41 +150,40 @@ def train_cosine(N: int, g: float, seed: int, lr: float, epochs: int,
             "diverge_factor": diverge_factor}
     run = train(net, task, lr, epochs, **opts)
     args = (net.m, net.w, task.inputs(), task.targets(), task.mask(), task.dt)
-    loss, rec_ep, rec_sv = list(run.loss), list(run.record_epochs), list(run.singular_values)
+    rows = {"loss": run.loss, "readout": run.readout, "grad_norm": run.grad_norm,
+            "singular_values": run.singular_values}
+    rec_ep = list(run.record_epochs)
     status, message = run.status, run.message
     W_last = run.W
-    if status == "completed":            # the loss after the last update
-        L, _, _ = linear_bptt(W_last, *args, x0=m)
-        cap = diverge_factor * max(task.L0, loss[0])
+    if status == Status.OK:            # the row after the last update
+        L, grad, z = linear_bptt(W_last, *args, x0=m)
+        cap = diverge_factor * max(task.L0, run.loss[0])
         if math.isfinite(L) and L <= cap:
-            loss.append(L)
+            last = {"loss": L, "readout": task.readout(z), "grad_norm": np.linalg.norm(grad),
+                    "singular_values": _top_singular_values(W_last - W0, n_singular)}
+            rows = {k: np.concatenate([v, np.asarray(last[k])[None]]) for k, v in rows.items()}
             rec_ep.append(epochs)
-            rec_sv.append(_top_singular_values(W_last - W0, n_singular))
         else:
-            status = "diverged"
+            status = Status.DIVERGED
             message = f"loss became {L:.3g} at epoch {epochs} (limit {cap:.3g})"
-    n_finite = len(loss)
-    if status == "diverged":             # the last weights with a finite loss
+    n_finite = len(rows["loss"])
+    if status == Status.DIVERGED:      # the last weights with a finite loss
         message += f"; arrays hold epochs 0..{n_finite - 1}"
         W_last = W0 if n_finite <= 1 else train(net, task, lr, n_finite - 1, **opts).W
     _, _, z_final = linear_bptt(W_last, *args, x0=m)
     _, _, z_initial = linear_bptt(W0, *args, x0=m)
-    loss_arr = np.array(loss)
-    best = n_finite - 1 - int(np.argmin(loss_arr[::-1])) if n_finite else 0
-    return {
-        "N": N, "g": float(g), "seed": seed, "lr": float(lr), "epochs": epochs,
-        "dt": task.dt, "t_max": task.t_max, "period": task.period,
-        "amplitude": task.amplitude,
-        "n_periods_loss": task.n_periods_loss, "L0": task.L0,
-        "status": status, "message": message, "epochs_completed": max(n_finite - 1, 0),
-        "loss": loss_arr, "grad_norm": run.grad_norm,
-        "record_epochs": np.array(rec_ep, dtype=int),
-        "singular_values": np.array(rec_sv).reshape(len(rec_sv), n_singular),
-        "times": task.times(), "target": task.targets(), "mask": task.mask(),
-        "z_initial": z_initial, "z_final": z_final, "best_epoch": best,
-        "eig_initial": np.linalg.eigvals(W0), "eig_final": np.linalg.eigvals(W_last),
-        "sv_final": np.linalg.svd(W_last - W0, compute_uv=False),
-    }
+    loss = rows["loss"]
+    best = n_finite - 1 - int(np.argmin(loss[::-1])) if n_finite else 0
+    return CosineRun(
+        tau=lr * np.arange(n_finite, dtype=float), **rows,
+        record_epochs=np.array(rec_ep, dtype=int), stop_epoch=run.stop_epoch,
+        converged_epoch=run.converged_epoch, W=W_last, status=status, message=message,
+        params={**run.params, "N": N, "g": float(g), "seed": seed},
+        times=task.times(), target=task.targets(), mask=task.mask(), z_initial=z_initial,
+        z_final=z_final, best_epoch=best, eig_initial=np.linalg.eigvals(W0),
+        eig_final=np.linalg.eigvals(W_last),
+        sv_final=np.linalg.svd(W_last - W0, compute_uv=False),
+        epochs_completed=max(n_finite - 1, 0))
 
 
 def _top_singular_values(M: np.ndarray, k: int) -> np.ndarray:

@@ -11,12 +11,10 @@ O(N^3) of a dense LU per epoch.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-
 import numpy as np
 import scipy.linalg as sla
 
+from .._memo import array_cache
 from ..lowrank import reduced_readout, stability_sign
 from ..network import Network
 from ..task import FixedPointTask
@@ -25,23 +23,10 @@ from .engine import Engine, register_engine
 
 __all__ = ["FixedPointEngine"]
 
-_LU_CACHE: "OrderedDict[str, tuple]" = OrderedDict()
-_LU_CACHE_SIZE = 3
-
-
+@array_cache(maxsize=3)
 def _cached_lu(W0: np.ndarray):
     """LU factors of ``I - W0`` for the last few ``W0`` (several targets, one network)."""
-    key = hashlib.blake2b(np.ascontiguousarray(W0).tobytes(), digest_size=16).hexdigest()
-    key += str(W0.shape)
-    hit = _LU_CACHE.get(key)
-    if hit is None:
-        hit = sla.lu_factor(np.eye(W0.shape[0]) - W0)
-        _LU_CACHE[key] = hit
-        while len(_LU_CACHE) > _LU_CACHE_SIZE:
-            _LU_CACHE.popitem(last=False)
-    else:
-        _LU_CACHE.move_to_end(key)
-    return hit
+    return sla.lu_factor(np.eye(W0.shape[0]) - W0)
 
 
 @register_engine

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._checks import check_int, check_range
 from ..network import Network
+from ..trajectory import Status
 from .exact_g0 import g0_trajectory
 from .large_n import LAMBDA_MAX, large_n_model
 from .reduced import ReducedModel, StepLimitError, integrate
@@ -282,7 +283,7 @@ def _reduced_prediction(method: TheoryMethod, req: Request, build, depth: int | 
                         ) -> Prediction:
     """Integrate the reduced ODE built by ``build(depth)`` (automatic depth if ``None``)."""
     params, tau = req.params, req.tau
-    outlier, message, status = req.outlier, "", "ok"
+    outlier, message, status = req.outlier, "", Status.OK
     if outlier is None:
         outlier = method.large_n or req.network.N * tau.size <= 20000
         if not outlier:
@@ -297,7 +298,7 @@ def _reduced_prediction(method: TheoryMethod, req: Request, build, depth: int | 
                              "method='instance'") from None
     params.update(depth=used, depth_change=change, shape=model.shape)
     if depth is None and not change < req.tol:
-        status = "unconverged"
+        status = Status.UNCONVERGED
         message = (f"depth {used}: last change {change:.2e} >= tol {req.tol:.1e}. "
                    + message).strip()
     n = tau.size
@@ -334,7 +335,7 @@ class SeriesMethod(TheoryMethod):
         g_val, tau, n_singular, params = req.g, req.tau, req.n_singular, req.params
         c, zt, tt = req.c, req.zt, req.tt
         b = req.beta
-        status, message = "ok", ""
+        status, message = Status.OK, ""
         order = check_int("order", req.order, minimum=1)
         if order > MAX_ORDER:
             raise ValueError(f"order must lie in [1, {MAX_ORDER}], got {order}")
@@ -360,7 +361,7 @@ class SeriesMethod(TheoryMethod):
         params["radius_tau_tilde"] = radius / (c * c)
         beyond = int(np.count_nonzero(ttu >= radius))
         if beyond:
-            status = "beyond_radius"
+            status = Status.BEYOND_RADIUS
             message = (f"the series in tau_tilde converges only for tau_tilde < R = "
                        f"{params['radius_tau_tilde']:.3g}; {beyond} of {tau.size} time points "
                        "lie beyond it, where no order is accurate: use method='ode'. "

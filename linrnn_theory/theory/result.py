@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+
+from ..trajectory import LearningTrajectory
 
 __all__ = ["Prediction"]
 
 
-@dataclass
-class Prediction:
-    """Theory prediction along the learning trajectory.
+@dataclass(kw_only=True, repr=False)
+class Prediction(LearningTrajectory):
+    """Theory prediction along the learning trajectory: a predicted
+    :class:`~linrnn_theory.trajectory.LearningTrajectory`.
 
-    Field names match :class:`linrnn_theory.TrainResult` (``tau``, ``loss``, ``readout``,
-    ``singular_values``, ``grad_norm``) so that theory and simulation can be compared
-    directly.
+    ``tau``, ``readout``, ``loss``, ``singular_values`` (one row per ``tau``) and
+    ``grad_norm`` line up with those of :class:`linrnn_theory.TrainResult` on the same
+    ``tau`` grid.
 
     Attributes
     ----------
@@ -27,7 +30,7 @@ class Prediction:
     readout, loss : (n,) ndarray
         Fixed-point readout ``z`` and loss ``(z_hat - z)^2 / 2``.
     singular_values : (n, k) ndarray
-        Top singular values of ``Delta W`` (the series gives k = 2).
+        Top singular values of ``Delta W`` (the series gives k <= 2).
     outlier_eigenvalue : (n,) ndarray
         Largest real eigenvalue of ``W`` outside the bulk of ``W0``; NaN where there is none
         (for ``g > 0`` the outlier leaves the bulk only after a finite learning time).
@@ -36,39 +39,33 @@ class Prediction:
     method : str
     params : dict
         ``g``, ``target``, ``order``/``depth``, ``N`` (instances), tolerances.
-    status, message : str
-        ``"ok"`` or a description of what limited the result.
+    status : Status
+        ``"ok"``, or what limited the result (``"unconverged"``, ``"beyond_radius"``).
+    message : str
+        The reason, in words.
+    readout_std, loss_std, singular_values_std : ndarray or None
+        Standard deviations over networks of the given size, for methods that predict
+        them (``None`` otherwise).
+
+    Examples
+    --------
+    >>> from linrnn_theory import theory
+    >>> theory.predict(g=0.5, target=1.0, tau=[0.0, 0.1], method="series")
+    Prediction(status='ok', n=2, tau=[0, 0.1], loss=0.5 -> 0.342, method='series', g=0.5, target=1.0)
     """
 
-    tau: np.ndarray
+    schema: ClassVar[str] = "linrnn-theory/prediction/2"
+    array_fields: ClassVar[tuple[str, ...]] = LearningTrajectory.array_fields + (
+        "tau_tilde", "outlier_eigenvalue", "readout_std", "loss_std", "singular_values_std")
+
     tau_tilde: np.ndarray
-    readout: np.ndarray
-    loss: np.ndarray
-    singular_values: np.ndarray
     outlier_eigenvalue: np.ndarray
-    grad_norm: np.ndarray
     method: str
-    params: dict = field(default_factory=dict)
-    status: str = "ok"
-    message: str = ""
+    readout_std: np.ndarray | None = None
+    loss_std: np.ndarray | None = None
+    singular_values_std: np.ndarray | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dictionary (schema ``linrnn-theory/prediction/1``).
-
-        Examples
-        --------
-        >>> from linrnn_theory import theory
-        >>> p = theory.predict(g=0.5, target=1.0, tau=[0.0, 0.1], method="series")
-        >>> p.to_dict()["method"]
-        'series'
-        """
-        def arr(a):
-            return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)] \
-                if np.ndim(a) == 1 else [arr(r) for r in a]
-        return {"schema": "linrnn-theory/prediction/1", "method": self.method,
-                "params": self.params, "status": self.status, "message": self.message,
-                "tau": arr(self.tau), "tau_tilde": arr(self.tau_tilde),
-                "readout": arr(self.readout), "loss": arr(self.loss),
-                "singular_values": arr(self.singular_values),
-                "outlier_eigenvalue": arr(self.outlier_eigenvalue),
-                "grad_norm": arr(self.grad_norm)}
+    @property
+    def depth(self) -> int | None:
+        """Chain depth of the reduced model used (``None`` for methods without one)."""
+        return self.params.get("depth")
