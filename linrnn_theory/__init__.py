@@ -18,11 +18,14 @@ from .gradient import gradient, loss
 from .network import Network, init_network
 from .task import CosineTask, FixedPointTask, Task
 from .training import TrainResult, train
+from .trajectory import LearningTrajectory, Status
+from . import trajectory  # noqa: E402  (module: Result, load)
 from . import theory  # noqa: E402  (subpackage)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Network", "init_network", "Task", "FixedPointTask", "CosineTask", "gradient", "loss", "train", "TrainResult",
+    "LearningTrajectory", "Status", "trajectory",
     "shuffle_loss", "truncation_losses", "delta_singular_values", "__version__",
 ]

@@ -80,4 +80,3 @@ def limit_blas_threads(n: int | None) -> Iterator[int | None]:
             set_(ctypes.c_int(p))
 
 
-_openblas_handles = openblas_handles   # backwards-compatible private name

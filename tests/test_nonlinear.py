@@ -14,7 +14,7 @@ from linrnn_theory.nonlinear import (
     truncation_losses, variance_explained,
 )
 from linrnn_theory.nonlinear.experiment import FULL, QUICK
-from linrnn_theory.nonlinear.rnn import _openblas_handles
+from linrnn_theory._blas import openblas_handles
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -418,7 +418,7 @@ def test_figures_and_report(tmp_path):
 
 
 def test_blas_thread_limit_restores():
-    handles = _openblas_handles()
+    handles = openblas_handles()
     before = [int(get()) for get, _ in handles]
     with limit_blas_threads(1):
         assert all(int(get()) == 1 for get, _ in handles)

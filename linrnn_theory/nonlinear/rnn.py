@@ -40,7 +40,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .._blas import _openblas_handles, limit_blas_threads  # noqa: F401
+from .._blas import limit_blas_threads
 from .._checks import check_int, check_range
 
 __all__ = [
