@@ -42,7 +42,7 @@ def _assert_one_line_error(rc: int, err: str, cmd: str | None, *needles: str) ->
 
 def test_registry_order_and_help(capsys):
     names = cli.available_commands()
-    assert names[:3] == ["simulate", "predict", "derive"]
+    assert names[:4] == ["simulate", "predict", "map", "derive"]
     assert names == [c for c in cli.COMMANDS if c in names]        # registry order
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out

@@ -6,6 +6,7 @@ Sub-commands (each in its own module ``linrnn_theory.cli.<name>`` exposing
 ========== =========================================================================
 simulate   train one network by gradient descent and write the run as JSON
 predict    evaluate the theory along the learning time (or its scalar observables)
+map        phase diagram of the theory over (g, target), with the failure boundary
 derive     run the symbolic derivations to a given order
 bench      timing benchmarks (when installed)
 reproduce  regenerate the paper's figures (when installed)
@@ -31,7 +32,7 @@ __all__ = ["main", "COMMANDS", "PROG", "build_parser", "available_commands", "CL
 
 PROG = "linrnn-theory"
 #: Registry of sub-commands, in the order they appear in ``--help``.
-COMMANDS = ("simulate", "predict", "derive", "bench", "reproduce")
+COMMANDS = ("simulate", "predict", "map", "derive", "bench", "reproduce")
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
 
@@ -88,7 +89,7 @@ def available_commands() -> list[str]:
     Examples
     --------
     >>> available_commands()[:3]
-    ['simulate', 'predict', 'derive']
+    ['simulate', 'predict', 'map']
     """
     return [name for name in COMMANDS if _load(name) is not None]
 
