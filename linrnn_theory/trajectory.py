@@ -184,6 +184,12 @@ class Result:
             out[f.name] = _encode(getattr(self, f.name))
         return out
 
+    def as_record(self) -> dict[str, Any]:
+        """The fields as a plain dictionary (arrays as they are, statuses as strings), the
+        form in which sweeps cache results."""
+        return {f.name: (v.value if isinstance(v, Enum) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
     def to_json(self) -> str:
         """JSON text of :meth:`to_dict`."""
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)

@@ -288,37 +288,40 @@ def test_adam_matches_hand_computed_steps():
 def test_short_training_lowers_the_loss_and_is_reproducible():
     kw = dict(N=32, epochs=100, batch=16, n_test=32, lr=0.003, record_every=25)
     r = run_nonlinear("flipflop", g=0.9, seed=0, **kw)
-    assert r["status"] == "completed" and r["epochs_completed"] == 100
-    assert r["test_loss"].shape == (101,) and r["train_loss"].shape == (100,)
-    assert r["test_loss"][-1] < 0.2 * r["test_loss"][0]
-    assert r["train_loss"][-10:].mean() < 0.3 * r["train_loss"][:10].mean()
-    assert list(r["record_epochs"]) == [0, 25, 50, 75, 100]
-    assert not r["sv_delta"][0].any() and r["sv_delta"][-1][0] > 0
+    assert r.status == "ok" and r.epochs_completed == 100
+    assert r.test_loss.shape == (101,) and r.train_loss.shape == (100,)
+    assert r.test_loss[-1] < 0.2 * r.test_loss[0]
+    assert r.train_loss[-10:].mean() < 0.3 * r.train_loss[:10].mean()
+    assert list(r.record_epochs) == [0, 25, 50, 75, 100]
+    assert not r.sv_delta[0].any() and r.sv_delta[-1][0] > 0
     r2 = run_nonlinear("flipflop", g=0.9, seed=0, **kw)
-    assert np.array_equal(r["test_loss"], r2["test_loss"])
-    # the result is JSON-able after tolist()
-    json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()})
+    assert np.array_equal(r.test_loss, r2.test_loss)
+    # the result writes itself as JSON and reads itself back
+    back = type(r).from_json(r.to_json())
+    assert back.status == r.status and np.array_equal(back.test_loss, r.test_loss)
+    assert np.array_equal(back.eig_W, r.eig_W) and back.record_epochs.dtype.kind == "i"
+    assert json.loads(r.to_json())["schema"] == "linrnn-theory/nonlinear-run/1"
 
 
 def test_test_every_and_threads_in_a_run():
     kw = dict(N=16, epochs=23, batch=6, n_test=8, lr=0.003, record_every=10)
     a = run_nonlinear("romo", g=1.0, seed=2, **kw)
     b = run_nonlinear("romo", g=1.0, seed=2, test_every=5, n_threads=2, **kw)
-    assert list(b["test_epochs"]) == [0, 5, 10, 15, 20, 23]
-    assert np.allclose(b["test_loss"], a["test_loss"][b["test_epochs"]], rtol=1e-9)
-    assert np.allclose(b["train_loss"], a["train_loss"], rtol=1e-9)
-    assert list(a["test_epochs"]) == list(range(24))
+    assert list(b.test_epochs) == [0, 5, 10, 15, 20, 23]
+    assert np.allclose(b.test_loss, a.test_loss[b.test_epochs], rtol=1e-9)
+    assert np.allclose(b.train_loss, a.train_loss, rtol=1e-9)
+    assert list(a.test_epochs) == list(range(24))
 
 
 def test_divergence_is_reported_not_returned_as_nan():
     r = run_nonlinear("romo", g=1.0, seed=0, N=16, epochs=20, batch=4, n_test=4, lr=1e200)
-    assert r["status"] == "diverged"
-    assert "epoch" in r["message"]
-    assert r["epochs_completed"] < 20
+    assert r.status == "diverged"
+    assert "epoch" in r.message
+    assert r.epochs_completed < 20
     for key in ("train_loss", "test_loss", "sv_delta", "truncation_loss", "variance_explained",
                 "eig_W"):
-        assert np.all(np.isfinite(r[key])), key
-    assert len(r["test_loss"]) == r["epochs_completed"] + 1
+        assert np.all(np.isfinite(getattr(r, key))), key
+    assert len(r.test_loss) == r.epochs_completed + 1
 
 
 def test_run_validation():
@@ -350,12 +353,12 @@ def trained():
 def test_truncation_endpoints(trained):
     from linrnn_theory.nonlinear import RNNParams
     r = trained
-    p = RNNParams(r["W_in"], r["W"], r["W_out"])
+    p = RNNParams(r.W_in, r.W, r.W_out)
     test = RomoTask().test_batch(batch=16)
-    L = truncation_losses(p, r["W0"], test, ranks=[0, 24])
-    assert L[1] == pytest.approx(r["trained_loss"], rel=1e-10)   # full rank: trained
-    assert L[0] == pytest.approx(loss(p.replace_W(r["W0"]), *test[:3]), rel=1e-12)
-    assert r["truncation_loss"][0] == pytest.approx(L[0], rel=1e-12)
+    L = truncation_losses(p, r.W0, test, ranks=[0, 24])
+    assert L[1] == pytest.approx(r.trained_loss, rel=1e-10)   # full rank: trained
+    assert L[0] == pytest.approx(loss(p.replace_W(r.W0), *test[:3]), rel=1e-12)
+    assert r.truncation_loss[0] == pytest.approx(L[0], rel=1e-12)
     # with untrained W_in, W_out, rank 0 is exactly the initial loss
     p0 = init_params(N=24, n_in=1, n_out=2, g=1.2, seed=1)
     rng = np.random.default_rng(0)
@@ -366,7 +369,7 @@ def test_truncation_endpoints(trained):
 
 
 def test_variance_explained_monotone_and_complete(trained):
-    dW = trained["W"] - trained["W0"]
+    dW = trained.W - trained.W0
     v = variance_explained(dW, ranks=range(25))
     assert v[0] == 0.0 and v[-1] == pytest.approx(1.0, abs=1e-12)
     assert np.all(np.diff(v) >= 0)
@@ -380,7 +383,7 @@ def test_variance_explained_monotone_and_complete(trained):
 def test_shuffle_g0_changes_nothing_and_g_positive_does():
     r = run_nonlinear("flipflop", g=0.0, seed=0, N=16, epochs=10, batch=4, n_test=8, lr=0.01,
                       n_shuffles=3)
-    assert np.all(r["shuffle_losses"] == r["trained_loss"])
+    assert np.all(r.shuffle_losses == r.trained_loss)
     p = init_params(N=16, n_in=2, n_out=2, g=1.5, seed=0)
     test = FlipFlopTask().test_batch(batch=8)
     s = shuffle_losses(p, p.W, test, n_shuffles=3, seed=0)
@@ -390,22 +393,22 @@ def test_shuffle_g0_changes_nothing_and_g_positive_does():
 
 def test_eigen_learning_time_and_rank_helpers(trained):
     r = trained
-    ev = eigenvalues(r["W"])
-    assert np.allclose(np.sort_complex(ev), np.sort_complex(np.linalg.eigvals(r["W"])))
-    assert np.allclose(r["eig_W"][:, 0], ev.real) and np.allclose(r["eig_W"][:, 1], ev.imag)
+    ev = eigenvalues(r.W)
+    assert np.allclose(np.sort_complex(ev), np.sort_complex(np.linalg.eigvals(r.W)))
+    assert np.allclose(r.eig_W[:, 0], ev.real) and np.allclose(r.eig_W[:, 1], ev.imag)
     assert learning_epoch([0.5, 0.3, 0.05, 0.2, 0.01], 0.1) == 2
     assert learning_epoch([0.5, 0.3], 0.1) is None
-    le = r["learning_epoch"]
+    le = r.learning_epoch
     if le is not None:
-        assert r["test_loss"][le] < r["learning_threshold"] <= r["test_loss"][:le].min()
+        assert r.test_loss[le] < r.learning_threshold <= r.test_loss[:le].min()
     assert rank_to_recover([2.0, 1.2, 1.05, 1.0], 1.0, 0.1) == 2
     assert rank_to_recover([2.0, 1.5], 1.0, 0.1) is None
 
 
 def test_figures_and_report(tmp_path):
     rs = [run_nonlinear(t, g=g, seed=s, N=12, epochs=15, batch=4, n_test=8, lr=0.01,
-                        record_every=5) for t in ("mante", "romo") for g in (0.0, 1.0)
-          for s in (0, 1)]
+                        record_every=5).as_record() for t in ("mante", "romo")
+          for g in (0.0, 1.0) for s in (0, 1)]
     paths = make_figures(rs, tmp_path / "figs")
     names = sorted(p.name for p in paths)
     assert names == sorted(f"nonlinear_{n}.{e}" for n in ("mante", "romo", "summary")

@@ -77,8 +77,8 @@ def test_count_large_is_relative_to_the_largest():
 def test_summary_leaves_out_runs_that_did_not_complete():
     base = dict(task="romo", g=0.0, seed=0, n_large_sv=1, initial_loss=1.0,
                 trained_loss=0.5)
-    rs = [dict(base, N=8, status="completed", delta_fro=1.0),
-          dict(base, N=16, status="completed", delta_fro=2.0),
+    rs = [dict(base, N=8, status="ok", delta_fro=1.0),
+          dict(base, N=16, status="ok", delta_fro=2.0),
           dict(base, N=16, seed=1, status="diverged", delta_fro=1e9)]
     s = summarise(rs)[0]
     assert s["delta_fro"] == [1.0, 2.0] and s["n_bad"] == 1

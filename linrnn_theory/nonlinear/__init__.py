@@ -10,8 +10,8 @@ Examples
 --------
 >>> from linrnn_theory.nonlinear import run_nonlinear
 >>> r = run_nonlinear("mante", g=0.9, seed=0, N=16, epochs=5, batch=4, n_test=4)
->>> r["status"], len(r["test_loss"])
-('completed', 6)
+>>> r.status, len(r.test_loss)
+('ok', 6)
 """
 
 from .adam import Adam, adam_update

@@ -2,9 +2,9 @@
 
 :func:`run_nonlinear` trains ``W_in``, ``W`` and ``W_out`` with Adam on fresh random
 batches (one batch = one parameter update = one "epoch", as in the paper's code) and
-evaluates a fixed test batch after every update. It returns a plain ``dict`` of numpy
-arrays and scalars (see :func:`run_nonlinear` for the keys), picklable and JSON-able after
-``.tolist()``.
+evaluates a fixed test batch after every update. It returns a :class:`NonlinearRun` of
+numpy arrays and scalars (see :func:`run_nonlinear` for the fields), with a JSON round
+trip and a plain-dictionary form for caches (``as_record``).
 
 Presets (docs/paper.md section 3): :data:`FULL` is the paper's setting, :data:`QUICK` a small
 one for smoke tests and the documentation (see ``docs/nonlinear.md`` for its measured run
@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import ClassVar, Iterable
 
 import numpy as np
 
 from .._checks import check_int, check_positive, check_range
+from ..trajectory import Result, Status
 from .adam import Adam
 from .analysis import (eigenvalues, learning_epoch, shuffle_losses, singular_values,
                        truncation_losses, variance_explained, zero_output_loss)
 from .rnn import BPTTWorkspace, init_params, limit_blas_threads, loss, loss_and_grad
 from .tasks import TASK_NAMES, TEST_SEED, make_task
 
-__all__ = ["run_nonlinear", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS", "sweep"]
+__all__ = ["run_nonlinear", "NonlinearRun", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS", "sweep"]
 
 #: Training epochs of the paper per task (docs/paper.md section 3).
 PAPER_EPOCHS = {"flipflop": 1000, "mante": 2000, "romo": 6000}
@@ -39,13 +40,81 @@ def _eig_pairs(M: np.ndarray) -> np.ndarray:
     return np.stack([ev.real, ev.imag], axis=1)
 
 
+@dataclass(kw_only=True, repr=False)
+class NonlinearRun(Result):
+    """One training run of a tanh RNN (:func:`run_nonlinear`); fields as listed there.
+
+    :meth:`~linrnn_theory.trajectory.Result.as_record` gives the plain dictionary that the
+    sweeps cache; :meth:`~linrnn_theory.trajectory.Result.save` and ``load`` the JSON round
+    trip.
+    """
+
+    schema: ClassVar[str] = "linrnn-theory/nonlinear-run/1"
+    array_fields: ClassVar[tuple[str, ...]] = (
+        "train_loss", "test_loss", "sv_delta", "delta_fro", "truncation_loss",
+        "variance_explained", "shuffle_losses", "eig_W0", "eig_W", "eig_dW", "W0", "W_in",
+        "W", "W_out")
+    int_fields: ClassVar[tuple[str, ...]] = ("test_epochs", "record_epochs",
+                                             "truncation_ranks")
+    summary_fields: ClassVar[tuple[str, ...]] = ("task", "g", "seed", "N", "trained_loss")
+
+    task: str
+    g: float
+    seed: int
+    N: int
+    epochs: int
+    batch: int
+    lr: float
+    dt: float
+    dtype: str
+    record_every: int
+    n_test: int
+    test_seed: int
+    n_shuffles: int
+    status: Status
+    message: str
+    epochs_completed: int
+    train_loss: np.ndarray
+    test_epochs: np.ndarray
+    test_loss: np.ndarray
+    test_every: int
+    n_threads: int
+    record_epochs: np.ndarray
+    sv_delta: np.ndarray
+    delta_fro: np.ndarray
+    initial_loss: float
+    trained_loss: float
+    zero_output_loss: float
+    truncation_ranks: np.ndarray
+    truncation_loss: np.ndarray
+    variance_explained: np.ndarray
+    shuffle_losses: np.ndarray
+    shuffle_loss: float
+    eig_W0: np.ndarray
+    eig_W: np.ndarray
+    eig_dW: np.ndarray
+    learning_threshold_rel: float
+    learning_threshold: float
+    learning_epoch: int | None
+    learning_time: float | None
+    wall_time_s: float
+    ms_per_epoch: float
+    W0: np.ndarray | None = None
+    W_in: np.ndarray | None = None
+    W: np.ndarray | None = None
+    W_out: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
+
 def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | None = None,
                   batch: int = 32, lr: float | None = None, record_every: int = 10,
                   dtype=np.float64, *, dt: float = 0.5, n_test: int = 64,
                   test_seed: int = TEST_SEED, n_shuffles: int = 5, n_sv: int = 25,
                   max_rank: int = 25, learning_threshold: float = 0.1, test_every: int = 1,
                   n_threads: int = 1, blas_threads: int | None = 1,
-                  return_weights: bool = False) -> dict:
+                  return_weights: bool = False) -> NonlinearRun:
     """Train one tanh RNN on a task and analyse ``Delta W = W - W0``.
 
     Parameters
@@ -99,9 +168,9 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
 
     Returns
     -------
-    dict
+    NonlinearRun
         ``task, g, seed, N, epochs, batch, lr, dt, dtype, record_every, n_test, test_seed``
-        (parameters); ``status`` ("completed" or "diverged"), ``message``,
+        (parameters); ``status`` ("ok" or "diverged"), ``message``,
         ``epochs_completed``; ``train_loss`` (epochs_completed,) -- loss of the batch each
         update was computed on; ``test_epochs`` and ``test_loss`` -- fixed test batch after
         ``test_epochs[i]`` updates (every epoch ``0 ... epochs_completed`` by default);
@@ -126,9 +195,9 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
     --------
     >>> r = run_nonlinear("romo", g=0.9, seed=0, N=16, epochs=20, batch=8, n_test=8,
     ...                   record_every=10, lr=0.01)
-    >>> r["status"], r["test_loss"].shape, r["sv_delta"].shape, r["truncation_loss"].shape
-    ('completed', (21,), (3, 16), (17,))
-    >>> bool(r["test_loss"][-1] < r["test_loss"][0])
+    >>> r.status, r.test_loss.shape, r.sv_delta.shape, r.truncation_loss.shape
+    ('ok', (21,), (3, 16), (17,))
+    >>> bool(r.test_loss[-1] < r.test_loss[0])
     True
     """
     if task not in TASK_NAMES:
@@ -164,7 +233,7 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
     train_loss = np.empty(epochs)
     test_epochs, test_loss = [], []
     rec_epochs, rec_sv, rec_fro = [], [], []
-    status, message = "completed", f"trained for {epochs} epochs"
+    status, message = Status.OK, f"trained for {epochs} epochs"
 
     def record(ep: int) -> None:
         s = singular_values(params.W - W0)
@@ -186,7 +255,7 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
             b = tk.sample(batch, data_rng)
             L, grads = loss_and_grad(params, b.u, b.target, b.mask, dt, workspace=ws_train)
             if not (np.isfinite(L) and grads.all_finite()):
-                status = "diverged"
+                status = Status.DIVERGED
                 message = (f"diverged at epoch {ep + 1}: non-finite training loss or "
                            f"gradient; update skipped, weights after epoch {ep} kept")
                 break
@@ -198,7 +267,7 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
                 if not np.isfinite(Lt):
                     for keep, a in zip(last_good, params.arrays()):
                         np.copyto(a, keep)
-                    status = "diverged"
+                    status = Status.DIVERGED
                     message = (f"diverged at epoch {ep + 1}: non-finite test loss after the "
                                f"update; update undone, weights after epoch {ep} kept")
                     break
@@ -227,7 +296,7 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
     thr = learning_threshold * L0
     idx = learning_epoch(test_loss, thr)
     l_ep = None if idx is None else int(test_epochs[idx])
-    out = {
+    out: dict = {
         "task": task, "g": g, "seed": seed, "N": N, "epochs": epochs, "batch": batch,
         "lr": lr, "dt": float(dt), "dtype": dtype.name, "record_every": record_every,
         "n_test": n_test, "test_seed": test_seed, "n_shuffles": n_shuffles,
@@ -250,7 +319,7 @@ def run_nonlinear(task: str, g: float, seed: int, N: int = 256, epochs: int | No
     if return_weights:
         out.update(W0=W0, W_in=params.W_in.copy(), W=params.W.copy(),
                    W_out=params.W_out.copy())
-    return out
+    return NonlinearRun(**out)
 
 
 def _g_grid(g_max: float, step: float = 0.3) -> tuple[float, ...]:
@@ -337,7 +406,8 @@ QUICK = SweepPreset(
 
 def sweep(preset: SweepPreset, tasks: str | Iterable[str] | None = None, n_jobs: int = 1,
           progress: bool = False, **overrides) -> list[dict]:
-    """Run every run of a preset (in parallel processes with ``n_jobs > 1``).
+    """Run every run of a preset (in parallel processes with ``n_jobs > 1``); one record
+    (:meth:`NonlinearRun.as_record`) per run.
 
     ``overrides`` replace keyword arguments of every run (e.g. ``dtype=np.float32``).
 
@@ -346,7 +416,7 @@ def sweep(preset: SweepPreset, tasks: str | Iterable[str] | None = None, n_jobs:
     >>> tiny = SweepPreset("tiny", N=8, g_values={"romo": (0.0,)}, epochs={"romo": 2},
     ...                    seeds=(0,), batch=4, extra={"n_test": 4})
     >>> [r["status"] for r in sweep(tiny, "romo")]
-    ['completed']
+    ['ok']
     """
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     runs = [{**kw, **overrides} for kw in preset.runs(tasks)]
@@ -355,8 +425,8 @@ def sweep(preset: SweepPreset, tasks: str | Iterable[str] | None = None, n_jobs:
         if progress:
             from tqdm import tqdm
             it = tqdm(runs, desc=f"{preset.name} sweep")
-        return [run_nonlinear(**kw) for kw in it]
+        return [run_nonlinear(**kw).as_record() for kw in it]
     from joblib import Parallel, delayed
-    return list(Parallel(n_jobs=n_jobs, verbose=10 if progress else 0)(
-        delayed(run_nonlinear)(**kw) for kw in runs))
+    return [r.as_record() for r in Parallel(n_jobs=n_jobs, verbose=10 if progress else 0)(
+        delayed(run_nonlinear)(**kw) for kw in runs)]
 

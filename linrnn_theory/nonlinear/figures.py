@@ -233,7 +233,7 @@ def make_figures(results: Sequence[dict], outdir: str | os.PathLike) -> list[Pat
     --------
     >>> import tempfile
     >>> from linrnn_theory.nonlinear import run_nonlinear
-    >>> rs = [run_nonlinear("romo", g=g, seed=0, N=8, epochs=3, batch=4, n_test=4)
+    >>> rs = [run_nonlinear("romo", g=g, seed=0, N=8, epochs=3, batch=4, n_test=4).as_record()
     ...       for g in (0.0, 1.0)]
     >>> # rendering takes ~2-3 s, so not run as a doctest (tests/test_nonlinear.py runs it)
     >>> [p.name for p in make_figures(rs, tempfile.mkdtemp())]  # doctest: +SKIP
@@ -273,7 +273,7 @@ def report_section(results: Sequence[dict], tolerance: float = 0.1) -> str:
     --------
     >>> from linrnn_theory.nonlinear import run_nonlinear
     >>> r = run_nonlinear("romo", g=0.0, seed=0, N=8, epochs=3, batch=4, n_test=4)
-    >>> print(report_section([r]).splitlines()[0])
+    >>> print(report_section([r.as_record()]).splitlines()[0])
     ### Parametric working memory (Romo)
     """
     grouped = group_results(results)
@@ -316,7 +316,7 @@ def report_section(results: Sequence[dict], tolerance: float = 0.1) -> str:
                 f"| {g:g} | {_fmt(tl[0])} +- {_fmt(tl[1], '.2g')} | {_fmt(il[0])} | "
                 f"{rank_txt} | {rank90_txt} | {_fmt(sh[0])} | {_fmt(ratio[0])} +- {_fmt(ratio[1], '.2g')} | "
                 f"{le_txt} | {_fmt(lt[0])} |")
-        diverged = [r for runs in by_g.values() for r in runs if r["status"] != "completed"]
+        diverged = [r for runs in by_g.values() for r in runs if r["status"] != "ok"]
         if diverged:
             lines.append("")
             lines.append(f"{len(diverged)} run(s) diverged: " + "; ".join(

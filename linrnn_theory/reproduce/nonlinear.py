@@ -43,7 +43,7 @@ def run_task(params: dict) -> dict:
     """``run_nonlinear(**params)`` (without the bookkeeping keys)."""
     from ..nonlinear.experiment import run_nonlinear
     kw = {k: v for k, v in params.items() if k not in ("figure", "kind")}
-    return {**run_nonlinear(**kw), "figure": NAME, "kind": "sim"}
+    return {**run_nonlinear(**kw).as_record(), "figure": NAME, "kind": "sim"}
 
 
 def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:

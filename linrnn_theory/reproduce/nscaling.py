@@ -127,7 +127,7 @@ def run_task(params: dict) -> dict:
                       batch=params["batch"], lr=params["lr"], n_test=params["n_test"],
                       test_every=params["test_every"],
                       record_every=max(1, epochs // params["records"]), n_sv=N,
-                      n_shuffles=1, max_rank=0)
+                      n_shuffles=1, max_rank=0).as_record()
     sv = np.asarray(r["sv_delta"][-1], dtype=float)
     return {**{k: params[k] for k in ("task", "g", "N", "seed", "epochs", "lr",
                                        "sv_threshold")},
@@ -162,7 +162,7 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "n.csv"
-    >>> row = dict(task="romo", g=0.0, N=8, seed=0, status="completed", epochs=3, lr=0.1,
+    >>> row = dict(task="romo", g=0.0, N=8, seed=0, status="ok", epochs=3, lr=0.1,
     ...            delta_fro=0.5, sv_max=0.4, n_large_sv=2, sv_threshold=0.1,
     ...            initial_loss=1.0, trained_loss=0.5, wall_time_s=0.1)
     >>> _ = p.write_text(_csv([row]))
@@ -180,12 +180,12 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 def summarise(results: list[dict]) -> list[dict]:
     """Per (task, g): the N values, the mean over seeds of ``|Delta W|_F``, of the count of
     large singular values and of the trained / initial loss at each N, and the log-log
-    slope of ``|Delta W|_F`` against N. Runs whose status is not ``"completed"`` are left
+    slope of ``|Delta W|_F`` against N. Runs whose status is not ``"ok"`` are left
     out of the means (and counted in ``n_bad``).
 
     Examples
     --------
-    >>> rs = [dict(task="romo", g=0.0, N=n, seed=0, status="completed", delta_fro=1.0,
+    >>> rs = [dict(task="romo", g=0.0, N=n, seed=0, status="ok", delta_fro=1.0,
     ...            n_large_sv=1, initial_loss=1.0, trained_loss=0.5) for n in (8, 16)]
     >>> s = summarise(rs)[0]
     >>> s["N"], s["slope"], s["n_large"]
@@ -196,14 +196,14 @@ def summarise(results: list[dict]) -> list[dict]:
     for task, g in keys:
         mine = [r for r in results if r["task"] == task and r["g"] == g]
         Ns = sorted({r["N"] for r in mine})
-        good = {n: [r for r in mine if r["N"] == n and r["status"] == "completed"] for n in Ns}
+        good = {n: [r for r in mine if r["N"] == n and r["status"] == "ok"] for n in Ns}
         fro = [mean_sd(r["delta_fro"] for r in good[n])[0] for n in Ns]
         out.append({"task": task, "g": g, "N": Ns, "delta_fro": fro,
                     "n_large": [mean_sd(r["n_large_sv"] for r in good[n])[0] for n in Ns],
                     "loss_ratio": [mean_sd(r["trained_loss"] / r["initial_loss"]
                                            for r in good[n])[0] for n in Ns],
                     "slope": loglog_slope(Ns, fro),
-                    "n_bad": sum(r["status"] != "completed" for r in mine)})
+                    "n_bad": sum(r["status"] != "ok" for r in mine)})
     return out
 
 
@@ -227,7 +227,7 @@ def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
             ax[1, j].plot(s["N"], s["n_large"], "o-", color=c, label=f"g = {s['g']:g}")
             ax[2, j].plot(s["N"], s["loss_ratio"], "o-", color=c, label=f"g = {s['g']:g}")
             for r in results:
-                if r["task"] == task and r["g"] == s["g"] and r["status"] == "completed":
+                if r["task"] == task and r["g"] == s["g"] and r["status"] == "ok":
                     ax[0, j].plot(r["N"], r["delta_fro"], ".", color=c, alpha=0.4)
                     ax[1, j].plot(r["N"], r["n_large_sv"], ".", color=c, alpha=0.4)
         ax[0, j].set_title(task)
@@ -277,9 +277,9 @@ def report(results: list[dict]) -> str:
     slopes = [s["slope"] for s in summary if np.isfinite(s["slope"])]
     if slopes:
         text.append(f"\nSlopes range from {min(slopes):.2f} to {max(slopes):.2f}.")
-    bad = [r for r in results if r["status"] != "completed"]
+    bad = [r for r in results if r["status"] != "ok"]
     if bad:
-        text.append("\nNot completed (left out of the means): "
+        text.append("\nNot ok (left out of the means): "
                     + "; ".join(f"{r['task']} g = {r['g']:g} N = {r['N']} seed {r['seed']}: "
                                 f"{r['message']}" for r in bad))
     return "\n".join(text) + "\n"
