@@ -15,8 +15,8 @@ with ``B_ij = <v_i, v_{j+1}>``, ``r_m[i] = <v_i, v_1>``, ``r_w[i] = <u_i, u_1>``
 shift ``S e_j = e_{j+1}``. These equations are exact for any network; no truncation
 enters because ``Ct`` at order ``tau^k`` only touches chain indices ``<= k``.
 
-Large N (:mod:`derivations.free_probability`): cross terms between the ``w`` and ``m``
-families vanish and ``<u_i, u_j> = <v_i, v_j> = phi_{(i+j)/2}`` if ``i + j`` is even, 0
+Large N (:mod:`linrnn_theory.derivations.free_probability`): cross terms between the ``w``
+and ``m`` families vanish and ``<u_i, u_j> = <v_i, v_j> = phi_{(i+j)/2}`` if ``i + j`` is even, 0
 otherwise (``|w| = |m| = 1``; the flow is invariant under ``m -> c m``, ``w -> w / c``).
 Cross Gram ``<v_i, u_j> = chi_{(i+j-1)/2}`` (``i + j`` odd) enters the shuffle loss, and
 ``<v_i, G(lambda) u_j> = psi_{(i+j-1)/2}(lambda)`` the outlier eigenvalue.
@@ -176,7 +176,8 @@ def singular_value_series(order: int, zh: Any = None, moments_phi: Sequence[Any]
 def auxiliary_series(order: int):
     """Series in ``tau_tilde`` of ``|a|^2 |b|^2`` (so that ``|dL/dW| = |z_hat - z| |a| |b|``)
     and of the shuffled readout ``z_shuf = w^T (I - Delta W)^{-1} m`` (large N: an
-    independent ``W0'`` averages to zero inside the resolvent, see :mod:`derivations`).
+    independent ``W0'`` averages to zero inside the resolvent, see
+    :mod:`linrnn_theory.derivations`).
 
     Returns
     -------

@@ -2,12 +2,19 @@
 generated module :mod:`linrnn_theory.theory._series_coefficients` that the numeric
 ``method="series"`` evaluates.
 
-``linrnn-theory derive --order K`` calls :func:`main`.
+``linrnn-theory derive --order K`` calls :func:`main`. The folder ``derivations/`` of the
+repository installs as the subpackage ``linrnn_theory.derivations``: import it as
+``from linrnn_theory.derivations.generate import derive_all``.
+
+The generated module is written into the package only in a source checkout
+(:func:`source_checkout`); an installed package is left alone, and ``module_path`` names
+another destination.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,10 +24,19 @@ from .exact_g0 import g0_series
 from .flow_series import auxiliary_series, singular_value_series, symbolic_series
 from .free_probability import beta
 
-__all__ = ["derive_all", "render_text", "render_markdown", "render_module", "MODULE_PATH"]
+__all__ = ["derive_all", "render_text", "render_markdown", "render_module", "MODULE_PATH",
+           "source_checkout", "module_destination"]
 
-MODULE_PATH = Path(__file__).resolve().parent.parent / "linrnn_theory" / "theory" / \
-    "_series_coefficients.py"
+
+def _package_module_path() -> Path:
+    """The generated module of the imported ``linrnn_theory`` (installed or checked out)."""
+    import linrnn_theory.theory as theory
+
+    return Path(theory.__file__).resolve().parent / "_series_coefficients.py"
+
+
+#: The generated module that ``theory.predict(method="series")`` evaluates.
+MODULE_PATH = _package_module_path()
 _zpos = sp.Symbol("zhat", positive=True)
 _zreal = sp.Symbol("zhat", real=True)
 
@@ -122,14 +138,105 @@ def render_module(d: dict) -> str:
     return "\n".join(head + body) + "\n"
 
 
+def source_checkout(package_dir: str | os.PathLike | None = None) -> Path | None:
+    """The repository root if ``package_dir`` is the package folder of a writable source
+    checkout, else ``None``.
+
+    A source checkout has ``pyproject.toml`` and ``derivations/generate.py`` beside the
+    package folder ``linrnn_theory/``, and its ``theory/`` folder is writable. An installed
+    package (site-packages, ``pip install --target``) has neither beside it.
+
+    Parameters
+    ----------
+    package_dir : path-like, optional
+        The ``linrnn_theory`` package folder (default: the one holding :data:`MODULE_PATH`).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The repository root, or ``None`` where the generated module must not be written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "linrnn_theory" / "theory").mkdir(parents=True)
+    >>> source_checkout(root / "linrnn_theory") is None          # installed layout
+    True
+    >>> (root / "pyproject.toml").touch()
+    >>> (root / "derivations").mkdir()
+    >>> (root / "derivations" / "generate.py").touch()
+    >>> source_checkout(root / "linrnn_theory") == root.resolve()
+    True
+    """
+    package = Path(MODULE_PATH.parent.parent if package_dir is None else package_dir)
+    package = package.resolve()
+    root = package.parent
+    theory_dir = package / "theory"
+    if not ((root / "pyproject.toml").is_file()
+            and (root / "derivations" / "generate.py").is_file() and theory_dir.is_dir()):
+        return None
+    if not os.access(theory_dir, os.W_OK):
+        return None
+    return root
+
+
+def module_destination(module_path: str | os.PathLike | None = None) -> Path:
+    """Where the generated module is written: ``module_path`` if given, else
+    :data:`MODULE_PATH` when the package is a source checkout (:func:`source_checkout`).
+
+    Raises
+    ------
+    ValueError
+        Without ``module_path``, when the package is installed rather than checked out
+        (rewriting an installed package would change what every user of it evaluates).
+    """
+    if module_path is not None:
+        return Path(module_path)
+    if source_checkout(MODULE_PATH.parent.parent) is None:
+        raise ValueError(
+            f"refusing to rewrite the generated module of the installed package "
+            f"{str(MODULE_PATH.parent.parent)!r}: it is not a writable source checkout "
+            f"(pyproject.toml and derivations/ beside linrnn_theory/); pass a module path")
+    return MODULE_PATH
+
+
 def main(order: int, fmt: str = "text", out: str | None = None,
-         write_module: bool = False) -> str:
-    """Derive to ``order`` and return (and optionally write) the rendering."""
+         write_module: bool = False, module_path: str | os.PathLike | None = None) -> str:
+    """Derive to ``order`` and return (and optionally write) the rendering.
+
+    Parameters
+    ----------
+    order : int
+        Highest power of ``tau_tilde``.
+    fmt : {"text", "markdown", "json"}
+        Rendering returned (and written to ``out``).
+    out : str, optional
+        File for the rendering.
+    write_module : bool
+        Write the generated coefficient module, to :func:`module_destination`.
+    module_path : path-like, optional
+        Destination of the generated module (implies ``write_module``); without it the
+        module is written into the package, in a source checkout only.
+
+    Returns
+    -------
+    str
+        The rendering.
+
+    Raises
+    ------
+    ValueError
+        When the module is to be written into an installed package (checked before the
+        derivation, so nothing is written).
+    """
+    target = (module_destination(module_path) if write_module or module_path is not None
+              else None)
     d = derive_all(order)
     text = {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt](d)
     from linrnn_theory._io import atomic_write_text
     if out:
         atomic_write_text(out, text)
-    if write_module:
-        atomic_write_text(MODULE_PATH, render_module(d))
+    if target is not None:
+        atomic_write_text(target, render_module(d))
     return text

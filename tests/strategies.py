@@ -11,6 +11,8 @@ Strategies
 ``gains(lo, hi)``             ``g`` in ``[0, 0.9]`` by default
 ``targets(lo, hi)``           ``z_hat`` of either sign, ``lo <= |z_hat| <= hi``
 ``learning_rates(lo, hi)``    log-uniform learning rates
+``modes()``, ``engines()``    training modes (``fixed_point``, ``bptt``) and engines
+                              (``fast``, ``dense``) of :func:`linrnn_theory.train`
 ``orthogonal_matrices(N)``    Haar-random orthogonal ``Q`` (for the rotation symmetry)
 ``networks(...)``             :class:`linrnn_theory.Network` built from drawn
                               ``(W0, m, w)``: the paper's ensemble or user weights with
@@ -47,9 +49,9 @@ from hypothesis import strategies as st
 
 import linrnn_theory as lt
 
-__all__ = ["seeds", "sizes", "gains", "targets", "learning_rates", "orthogonal_matrices",
-           "networks", "PAIRS", "W0_KINDS", "haar_orthogonal", "make_network",
-           "spectral_abscissa"]
+__all__ = ["seeds", "sizes", "gains", "targets", "learning_rates", "modes", "engines",
+           "orthogonal_matrices", "networks", "PAIRS", "W0_KINDS", "haar_orthogonal",
+           "make_network", "spectral_abscissa"]
 
 PAIRS = ("paper", "orthogonal", "overlap", "parallel")
 W0_KINDS = ("ginibre", "orthogonal", "symmetric", "zero")
@@ -79,6 +81,16 @@ def targets(lo: float = 0.25, hi: float = 2.0) -> st.SearchStrategy[float]:
 def learning_rates(lo: float = 1e-3, hi: float = 0.1) -> st.SearchStrategy[float]:
     """Log-uniform learning rates in ``[lo, hi]``."""
     return st.floats(np.log(lo), np.log(hi)).map(lambda x: float(np.exp(x)))
+
+
+def modes() -> st.SearchStrategy[str]:
+    """Training modes of :func:`linrnn_theory.train`."""
+    return st.sampled_from(["fixed_point", "bptt"])
+
+
+def engines() -> st.SearchStrategy[str]:
+    """Engines of :func:`linrnn_theory.train`."""
+    return st.sampled_from(["fast", "dense"])
 
 
 def haar_orthogonal(N: int, rng: np.random.Generator) -> np.ndarray:

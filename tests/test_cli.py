@@ -298,13 +298,13 @@ def test_predict_bad_input_one_line_exit_2(case, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def derived3():
     """The order-3 derivation, computed once (sympy, ~5 s) for the derive tests."""
-    import derivations.generate as gen
+    import linrnn_theory.derivations.generate as gen
     return gen.derive_all(3)
 
 
 @pytest.fixture
 def cached_derivation(derived3, monkeypatch):
-    import derivations.generate as gen
+    import linrnn_theory.derivations.generate as gen
 
     def derive_all(order):
         assert order == 3
@@ -315,14 +315,14 @@ def cached_derivation(derived3, monkeypatch):
 
 def test_derive_prints_the_published_third_order_coefficient(tmp_path, monkeypatch, capsys,
                                                              cached_derivation):
-    """``derive --order 3`` (text to stdout) with ``--write-module`` redirected to a
-    temporary file, so the package's own generated module is left alone."""
-    gen = cached_derivation
+    """``derive --order 3`` (text to stdout) with the generated module written to a
+    temporary file (``--module-path``), so the package's own generated module is left
+    alone."""
     module = tmp_path / "_series_coefficients.py"
-    monkeypatch.setattr(gen, "MODULE_PATH", module)
-    assert cli.main(["derive", "--order", "3", "--write-module"]) == 0
+    assert cli.main(["derive", "--order", "3", "--module-path", str(module)]) == 0
     out = capsys.readouterr().out
     assert f"tau_tilde^3: {THIRD_ORDER}" in out
+    assert f"wrote {module}" in out
     ns: dict = {}
     exec(compile(module.read_text(), str(module), "exec"), ns)
     assert ns["ORDER"] == 3

@@ -32,41 +32,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.linalg as sla
 
 import linrnn_theory as lt
 from linrnn_theory import theory
-from linrnn_theory.simulation.dense import gradient_flow
+
+from reference import full_gradient_flow
 
 TARGETS = (0.5, 1.0, 2.0, 4.0)
 N = 96                  # full flow: N^2 = 9216 ODE variables, ~1 s per trajectory
 REL_TOL = 1e-6          # the required accuracy (see the error budget above)
-
-
-def full_gradient_flow(net: lt.Network, target: float, tau: np.ndarray, rtol: float = 1e-12):
-    """Integrate ``dW/dtau = (z_hat - z) (I - W)^{-T} w m^T (I - W)^{-T}`` for the full N x N
-    matrix (:func:`linrnn_theory.simulation.dense.gradient_flow`, dense LU per right-hand
-    side). Returns readout, top-3 singular values of ``Delta W``, the largest real
-    eigenvalue of ``W`` and the gradient norm along ``tau``."""
-    n = net.N
-    eye = np.eye(n)
-    W0, m, w = net.W0, net.m, net.w
-    # absolute tolerance far below the entries of Delta W (O(1/N) in these units)
-    dWs, _ = gradient_flow(net, target, tau, rtol=rtol, atol=1e-16)
-    z = np.empty(tau.size)
-    sv = np.empty((tau.size, 3))
-    outlier = np.empty(tau.size)
-    gnorm = np.empty(tau.size)
-    for i, d in enumerate(dWs):
-        lu = sla.lu_factor(eye - W0 - d)
-        b = sla.lu_solve(lu, m)
-        a = sla.lu_solve(lu, w, trans=1)
-        z[i] = w @ b
-        gnorm[i] = abs(target - z[i]) * np.linalg.norm(a) * np.linalg.norm(b)
-        sv[i] = np.linalg.svd(d, compute_uv=False)[:3]
-        ev = np.linalg.eigvals(W0 + d)
-        outlier[i] = ev.real[np.argmax(ev.real)]
-    return z, sv, outlier, gnorm
 
 
 def tau_grid(target: float) -> np.ndarray:
@@ -113,8 +87,8 @@ def flows():
     for target in TARGETS:
         tau = tau_grid(target)
         out[target] = {"tau": tau, "net": net, "ortho": ortho,
-                       "full": full_gradient_flow(net, target, tau),
-                       "full_ortho": full_gradient_flow(ortho, target, tau)}
+                       "full": full_gradient_flow(net, target, tau, rtol=1e-12),
+                       "full_ortho": full_gradient_flow(ortho, target, tau, rtol=1e-12)}
     return out
 
 
@@ -123,7 +97,8 @@ def test_instance_exact_g0_matches_full_flow(flows, target):
     """(a) finite-N exact solution (overlap included) vs the full N x N gradient flow."""
     f = flows[target]
     tau, net = f["tau"], f["net"]
-    z, sv, _, gnorm = f["full"]
+    ref = f["full"]
+    z, sv, gnorm = ref["z"], ref["sv"], ref["grad_norm"]
     p = theory.predict(target=target, tau=tau, method="exact_g0", network=net)
     assert p.status == "ok"
     # tau = 0 included for the readout: z(0) = w^T m != 0 for this network
@@ -139,7 +114,8 @@ def test_closed_form_matches_full_flow_of_orthogonal_network(flows, target):
     to ``m`` (for which the closed form is exact at any N)."""
     f = flows[target]
     tau = f["tau"]
-    z, sv, outlier, gnorm = f["full_ortho"]
+    ref = f["full_ortho"]
+    z, sv, outlier, gnorm = ref["z"], ref["sv"], ref["outlier"], ref["grad_norm"]
     p = theory.predict(g=0.0, target=target, tau=tau, method="exact_g0")
     assert max_rel(p.readout[1:], z[1:]) < REL_TOL          # z(0) = 0 here
     assert max_rel(p.singular_values[1:, 0], sv[1:, 0]) < REL_TOL
@@ -155,7 +131,7 @@ def test_overlap_matters_so_the_check_has_power(flows, target):
     """The closed form, which neglects ``w^T m = O(N^-1/2)``, misses the un-orthogonalised
     network by far more than the tolerance: the 1e-6 agreement above is not automatic."""
     f = flows[target]
-    z = f["full"][0]
+    z = f["full"]["z"]
     p = theory.predict(g=0.0, target=target, tau=f["tau"], method="exact_g0")
     overlap = abs(f["net"].overlap())
     assert overlap > 1e-3                 # ~ N^-1/2 = 0.1 in magnitude for this draw
@@ -167,7 +143,7 @@ def test_learning_converges_and_delta_w_has_rank_two(flows, target):
     """(c) ``z -> z_hat`` (loss decreasing monotonically) and ``Delta W`` has rank 2 exactly
     (third singular value at round-off, ~1e-16 relative)."""
     f = flows[target]
-    z, sv, _, _ = f["full"]
+    z, sv = f["full"]["z"], f["full"]["sv"]
     loss = 0.5 * (target - z) ** 2
     assert abs(z[-1] - target) < 1e-8 * target
     assert np.all(np.diff(loss) <= 1e-15 * target ** 2)

@@ -28,7 +28,6 @@ def test_python_m_package_runs():
 
 
 def test_fig4_csv_plain_numbers():
-    q = ("learning_time", "dw_norm", "grad_norm", "shuffle_loss")
     import linrnn_theory.reproduce.fig4 as f4
     d = {"g": np.array([0.0, 0.5]), "targets": np.array([1.0]), "seeds": np.array([0]),
          "sim_status": np.array([[["ok"]], [["ok"]]])}

@@ -151,15 +151,15 @@ def test_cosine_g0_symmetry_keeps_rank_one():
     """W0 = 0 and w parallel to x0 = m: every gradient is proportional to m m^T."""
     r = train_cosine(12, 0.0, 0, lr=0.2, epochs=20, task=CosineTask(dt=0.1, t_max=4.0,
                                                                      period=1.0))
-    sv = r["sv_final"]
+    sv = r.sv_final
     assert sv[0] > 1e-3 and np.all(sv[1:] < 1e-12 * sv[0] + 1e-14)
 
 
 def test_cosine_divergence_is_reported():
     r = train_cosine(10, 0.5, 0, lr=1e3, epochs=50, task=CosineTask(dt=0.1, t_max=4.0,
                                                                     period=1.0))
-    assert r["status"] == "diverged" and "epoch" in r["message"]
-    assert np.all(np.isfinite(r["loss"])) and np.all(np.isfinite(r["z_final"]))
+    assert r.status == "diverged" and "epoch" in r.message
+    assert np.all(np.isfinite(r.loss)) and np.all(np.isfinite(r.z_final))
 
 
 @pytest.mark.slow

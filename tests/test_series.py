@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations.exact_g0 import g0_series, verify_closed_form
-from derivations.flow_series import symbolic_series
-from derivations.generate import derive_all
+from linrnn_theory.derivations.exact_g0 import g0_series, verify_closed_form
+from linrnn_theory.derivations.flow_series import symbolic_series
+from linrnn_theory.derivations.generate import derive_all
 from linrnn_theory import theory
 from linrnn_theory.theory import _series_coefficients as gen
 from linrnn_theory.theory import series as ser

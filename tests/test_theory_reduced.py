@@ -2,34 +2,13 @@
 
 import numpy as np
 import pytest
-import scipy.linalg as sla
-from scipy.integrate import solve_ivp
 
 import linrnn_theory as lt
 from linrnn_theory import theory
 from linrnn_theory.theory import failure
-from linrnn_theory.theory.large_n import large_n_model
-from linrnn_theory.theory.reduced import integrate
 from linrnn_theory.theory.traces import beta_of
 
-
-def full_flow(net, target, taus):
-    """Independent reference: integrate the N x N gradient flow directly."""
-    N = net.N
-    eye = np.eye(N)
-
-    def rhs(_t, y):
-        lu = sla.lu_factor(eye - net.W0 - y.reshape(N, N))
-        b = sla.lu_solve(lu, net.m)
-        a = sla.lu_solve(lu, net.w, trans=1)
-        return ((target - net.w @ b) * np.outer(a, b)).ravel()
-
-    sol = solve_ivp(rhs, (0, taus[-1]), np.zeros(N * N), method="DOP853", t_eval=taus,
-                    rtol=1e-12, atol=1e-14)
-    dWs = sol.y.T.reshape(-1, N, N)
-    z = np.array([net.w @ np.linalg.solve(eye - net.W0 - d, net.m) for d in dWs])
-    sv = np.array([np.linalg.svd(d, compute_uv=False)[:2] for d in dWs])
-    return z, sv
+from reference import full_gradient_flow
 
 
 @pytest.mark.parametrize("g,target", [(0.3, 2.0), (0.9, 1.0)])
@@ -42,7 +21,8 @@ def test_instance_equals_full_flow(g, target):
     p = theory.predict(target=target, tau=taus, method="instance", network=net)
     assert p.status == "ok"
     assert p.loss[-1] < 1e-8 * 0.5 * target ** 2          # to convergence
-    z, sv = full_flow(net, target, taus)
+    ref = full_gradient_flow(net, target, taus, rtol=1e-12, atol=1e-14)
+    z, sv = ref["z"], ref["sv"][:, :2]
     assert np.max(np.abs(p.readout - z)) < 1e-7 * abs(target)
     assert np.max(np.abs(p.singular_values - sv)) < 1e-7 * sv[:, 0].max()
 

@@ -30,9 +30,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations.free_probability import (beta, canonical_word, g, lam, moment_sequences,
-                                          nc_count, nc_trace_series, psi_sequence,
-                                          word_trace, words_up_to)
+from linrnn_theory.derivations.free_probability import (beta, canonical_word, g, lam,
+                                                        moment_sequences, nc_count,
+                                                        nc_trace_series, psi_sequence,
+                                                        word_trace, words_up_to)
 from linrnn_theory.theory import traces
 
 _spec = importlib.util.spec_from_file_location(

@@ -2,8 +2,9 @@ r"""Check the large-N trace rule against sampled real Ginibre matrices.
 
 For ``W0 = g J`` (``J_ij ~ N(0, 1/N)`` real, as in :func:`linrnn_theory.init_network`) and
 ``R = (I - W0)^{-1}``, every canonical word of length <= 6 in ``R`` and ``R^T``
-(:func:`derivations.free_probability.words_up_to`) is sampled as ``tr(word) / N`` and
-compared with the Schwinger-Dyson value :func:`derivations.free_probability.word_trace`.
+(:func:`linrnn_theory.derivations.free_probability.words_up_to`) is sampled as
+``tr(word) / N`` and compared with the Schwinger-Dyson value
+:func:`linrnn_theory.derivations.free_probability.word_trace`.
 
 Statistics
 ----------
@@ -64,9 +65,8 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from derivations.free_probability import (canonical_word, finite_n_correction,  # noqa: F401
-                                         g as g_sym,
-                                         transpose_word, word_trace, words_up_to)
+from linrnn_theory.derivations.free_probability import (  # noqa: F401
+    canonical_word, finite_n_correction, g as g_sym, transpose_word, word_trace, words_up_to)
 from linrnn_theory.nonlinear import limit_blas_threads
 
 __all__ = ["transpose_word", "finite_n_correction", "sample_traces", "compare", "main"]

@@ -3,8 +3,8 @@ prints/writes the coefficients in under a minute on this machine).
 
 Two measurements:
 
-* ``derivations.generate.derive_all(5)`` in this process (wall and CPU time; a fresh
-  interpreter per repeat, since sympy caches results between calls);
+* ``linrnn_theory.derivations.generate.derive_all(5)`` in this process (wall and CPU time;
+  a fresh interpreter per repeat, since sympy caches results between calls);
 * the command line ``linrnn-theory derive --order 5`` (or ``python -m linrnn_theory.cli``
   when the entry point is not on PATH) as a subprocess, wall time including start-up,
   output written to a temporary file.
@@ -35,7 +35,7 @@ LIMIT_S = 60.0
 _CHILD = """
 import json, time
 t0, c0 = time.perf_counter(), time.process_time()
-from derivations.generate import derive_all
+from linrnn_theory.derivations.generate import derive_all
 d = derive_all({order})
 print(json.dumps({{"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
                    "inner": d["seconds"], "readout3": str(d["readout"][3])}}))

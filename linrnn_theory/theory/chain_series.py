@@ -17,7 +17,7 @@ chain indices ``<= k``. Writing ``Ct = sum_k C_k tau^k``, ``(k + 1) C_{k+1} = [e
 needs only ``C_1 .. C_k``.
 
 The arithmetic is generic (numpy object arrays): floats give numbers, sympy expressions give
-the symbolic series of :mod:`derivations.flow_series`.
+the symbolic series of :mod:`linrnn_theory.derivations.flow_series`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Exact learning dynamics at ``g = 0`` (derivation: :mod:`derivations.exact_g0`).
+r"""Exact learning dynamics at ``g = 0`` (derivation: :mod:`linrnn_theory.derivations.exact_g0`).
 
 Large N (``w^T m = 0``): with ``theta(tau)`` solving
 ``d theta / d tau = (z_hat - z) cos(theta) / D^2`` from ``theta(0) = 0``,

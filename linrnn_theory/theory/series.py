@@ -1,5 +1,5 @@
 """Evaluate the perturbative series in ``tau_tilde = beta^2 tau`` (any order up to the
-generated one), from the coefficients derived symbolically in :mod:`derivations`.
+generated one), from the coefficients derived symbolically in :mod:`linrnn_theory.derivations`.
 
 The readout series is odd in ``z_hat`` and the singular-value series even; the published
 third-order readout (docs/paper.md section 4) is

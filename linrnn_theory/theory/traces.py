@@ -8,7 +8,7 @@ With ``R = (I - W0)^{-1}``, ``H = R R^T`` and ``G(lambda) = (lambda - W0)^{-1}``
 * ``psi_n(lambda) = tr(G(lambda) R^T H^n) / N``
 
 obey the Schwinger-Dyson convolution recursions of the circular element (derived
-symbolically in :mod:`derivations.free_probability`, which also checks them against
+symbolically in :mod:`linrnn_theory.derivations.free_probability`, which also checks them against
 non-crossing pairings and sampled matrices)::
 
     phi_n = chi_{n-1} + g^2 sum_{k=1}^{n} phi_k chi_{n-k}
