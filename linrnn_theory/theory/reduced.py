@@ -27,8 +27,9 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ..lowrank import reduced_readout
+from ..trajectory import Status
 
-__all__ = ["ReducedModel", "Trajectory", "integrate", "StepLimitError", "MAX_NFEV"]
+__all__ = ["ReducedModel", "FlowSolution", "integrate", "StepLimitError", "MAX_NFEV"]
 
 #: Default budget of right-hand side evaluations of one integration. A converged depth
 #: needs about a thousand (measured for 0 <= g <= 0.998); near ``g = 1`` deep chains become so stiff that an
@@ -152,22 +153,41 @@ class ReducedModel:
         return np.array(sorted(roots, reverse=True))
 
 
-@dataclass
-class Trajectory:
-    """Solution of the reduced ODE at the requested learning times."""
+@dataclass(frozen=True)
+class FlowSolution:
+    """Solution of the reduced ODE at the requested learning times (:func:`integrate`).
+
+    Attributes
+    ----------
+    tau : (n,) ndarray
+        The requested learning times.
+    C : (n, p, q) ndarray
+        The reduced coordinates of ``Delta W = U C V^T`` along ``tau``.
+    readout : (n,) ndarray
+        ``z(tau)``.
+    grad_int : (n,) ndarray
+        ``int_0^tau |dL/dW| dtau'`` (zeros unless requested).
+    status : Status
+        :attr:`Status.OK` (failures raise instead: :class:`StepLimitError`,
+        :class:`RuntimeError`).
+    message : str
+        The integrator's message, or where the flow stopped and was held.
+    nfev : int
+        Right-hand side evaluations.
+    """
 
     tau: np.ndarray
-    C: np.ndarray            # (n_tau, p, q)
+    C: np.ndarray
     readout: np.ndarray
-    grad_int: np.ndarray     # integral of the gradient norm from 0 to tau
-    status: str
+    grad_int: np.ndarray
+    status: Status
     message: str
     nfev: int
 
 
 def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float = 1e-11,
               atol: float = 1e-14, with_grad_integral: bool = False,
-              max_nfev: int = MAX_NFEV) -> Trajectory:
+              max_nfev: int = MAX_NFEV) -> FlowSolution:
     """Integrate the reduced flow from ``C = 0`` and evaluate it at ``tau``.
 
     Parameters
@@ -185,7 +205,7 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
 
     Returns
     -------
-    Trajectory
+    FlowSolution
 
     Raises
     ------
@@ -229,7 +249,7 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
     if t_end <= 0.0:
         Cs = np.zeros((tau.size, p, q))
         sol_y = np.zeros((s0.size, tau.size))
-        status, msg, nfev = "completed", "no time to integrate", 0
+        status, msg, nfev = Status.OK, "no time to integrate", 0
     else:
         sol = solve_ivp(rhs, (0.0, t_end), s0, method="DOP853", dense_output=True,
                         events=done, rtol=rtol, atol=atol)
@@ -244,9 +264,9 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
             hold = sol.y[:, -1].copy()   # gradient norm ~ |e| |a| |b| ~ 0 after the stop
             sol_y[:, ~inside] = hold[:, None]
         Cs = sol_y[:n].T.reshape(tau.size, p, q)
-        status, nfev = "completed", int(sol.nfev)
+        status, nfev = Status.OK, int(sol.nfev)
         msg = sol.message if sol.status == 0 else f"converged at tau = {t_stop:.6g}; held after"
     z = np.array([model.readout(C) for C in Cs])
     gi = sol_y[n] if with_grad_integral else np.zeros(tau.size)
-    return Trajectory(tau=tau, C=Cs, readout=z, grad_int=gi, status=status, message=msg,
+    return FlowSolution(tau=tau, C=Cs, readout=z, grad_int=gi, status=status, message=msg,
                       nfev=nfev)
