@@ -8,54 +8,237 @@ In the large-N limit the Gram matrices of the Krylov chains (see :mod:`.reduced`
     <v_i, u_j> = chi_{(i+j-1)/2}                          (i + j odd, else 0; v_0 = w, u_0 = m)
     <v_i, G(lambda) u_j> = psi_{(i+j-1)/2}(lambda)        (i + j odd, else 0)
 
-with ``phi, chi, psi`` from :mod:`.traces`. The chains are orthonormalised in high precision
-(``mpmath``; the Hankel Gram matrices are ill-conditioned because ``phi_n`` grows
-geometrically), and the projected operators are rounded to float64.
+with ``phi, chi, psi`` from :mod:`.traces`. The Hankel Gram matrices are ill-conditioned
+(``phi_n`` grows geometrically), so everything up to the projected operators is computed
+in fixed-point integer arithmetic (:func:`.traces.fixed_moments`) with as many bits as the
+growth of the traces needs, and only the projected operators are rounded to float64.
+
+How it is made fast:
+
+* the chains are orthonormalised by Gram-Schmidt *in chain order* (rank revealing: a chain
+  vector whose residual is below ``10**-(dps - 20)`` of its norm is dropped, which closes
+  the chains exactly at ``g = 0``), so the basis of depth ``d`` is the leading part of the
+  basis of any larger depth: one build at the largest depth asked for so far serves every
+  smaller depth by slicing (cached per ``g``);
+* the outlier matrix ``M(lambda)`` is a polynomial in ``t = 1/(lambda - g^2)``; its
+  Chebyshev coefficients are computed once per ``g`` (on first use) and evaluated for many
+  ``lambda`` at once (:func:`outlier_matrices`).
+
+The cached arrays are read-only; every call returns a new :class:`.reduced.ReducedModel`
+(with its own ``info`` dict) around them.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 import mpmath as mp
 import numpy as np
 
 from .reduced import ReducedModel
-from .traces import moments, psi_moments
+from .traces import fixed_moments, fixed_psi_moments, to_fixed
 
-__all__ = ["large_n_model", "LAMBDA_MAX"]
+__all__ = ["large_n_model", "outlier_matrices", "LAMBDA_MAX", "clear_cache"]
 
 #: Upper end of the real interval searched for outlier eigenvalues.
 LAMBDA_MAX = 1.5
 
-
-def _gram(phi, i, j):
-    return phi[(i + j) // 2] if (i + j) % 2 == 0 else mp.mpf(0)
-
-
-def _cross(chi, i, j):
-    return chi[(i + j - 1) // 2] if (i + j) % 2 == 1 else mp.mpf(0)
+#: Gains whose build is kept (the deepest build per gain).
+_CACHE_SIZE = 64
+_BUILDS: OrderedDict[float, "_Build"] = OrderedDict()
 
 
-def _orthonormaliser(G: mp.matrix, rel: mp.mpf):
-    """``T`` with ``T^T G T = I`` (rank-revealing through a symmetric eigendecomposition)."""
-    E, Q = mp.eigsy(G)
-    n = G.rows
-    emax = max(abs(E[i]) for i in range(n))
-    keep = [i for i in range(n) if E[i] > rel * emax]
-    T = mp.matrix(n, len(keep))
-    for c, i in enumerate(keep):
-        s = 1 / mp.sqrt(E[i])
-        for r in range(n):
-            T[r, c] = Q[r, i] * s
-    return T
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=float)
+    a.setflags(write=False)
+    return a
 
 
-def _to_np(M) -> np.ndarray:
-    return np.array(M.tolist(), dtype=float)
+def _sandwich(Tt: np.ndarray, X: np.ndarray, T: np.ndarray | None, bits: int) -> np.ndarray:
+    """``Tt X T`` (or ``Tt X`` for ``T=None``) of fixed-point object arrays, as float64."""
+    P = Tt @ X if T is None else (Tt @ X) @ T
+    scale = 1 << (bits * (2 if T is None else 3))
+    return np.array([v / scale for v in P.ravel()], dtype=float).reshape(P.shape)
 
 
-@lru_cache(maxsize=64)
+@dataclass
+class _Build:
+    """Everything of one gain at depth ``L``, in the nested orthonormal basis."""
+
+    g: float
+    L: int
+    dps: int
+    bits: int
+    keep: list[int]                 # chain indices (0-based) kept by Gram-Schmidt
+    T: np.ndarray                   # (L, K) fixed-point object array, upper triangular
+    chi: list[int]
+    arrays: dict[str, np.ndarray]
+    cheb: np.ndarray | None = None  # (n_nodes, K, K), on first use
+    t_range: tuple[float, float] = (0.0, 0.0)
+    extra: dict = field(default_factory=dict)
+
+    def rank(self, depth: int) -> int:
+        """Number of kept chain vectors among the first ``depth``."""
+        return sum(1 for i in self.keep if i < depth)
+
+    def chebyshev(self) -> np.ndarray:
+        if self.cheb is None:
+            self.cheb = _frozen(_chebyshev_coefficients(self))
+        return self.cheb
+
+
+def _gram(phi: list[int], i: int, j: int) -> int:
+    """``<u_i, u_j>`` (1-based chain indices) in fixed point."""
+    return phi[(i + j) // 2] if (i + j) % 2 == 0 else 0
+
+
+def _cross(chi: list[int], i: int, j: int) -> int:
+    return chi[(i + j - 1) // 2] if (i + j) % 2 == 1 else 0
+
+
+def _precision(g: float, L: int) -> int:
+    """Decimal digits: 40 plus the decades the traces grow over ``L + 2`` powers."""
+    ratio = 1.0
+    if g > 0:
+        phi, chi = [1.0], [1.0]
+        g2 = g * g
+        for n in range(1, L + 3):
+            p = (chi[n - 1] + g2 * sum(phi[k] * chi[n - k] for k in range(1, n))) / (1 - g2)
+            phi.append(p)
+            chi.append((p + g2 * sum(chi[k] * chi[n - k] for k in range(1, n))) / (1 - g2))
+        ratio = max(phi[k + 1] / phi[k] for k in range(L + 2))
+    return 40 + int((L + 2) * max(1.0, np.log10(max(ratio, 10.0))))
+
+
+def _build(g: float, L: int) -> _Build:
+    dps = _precision(g, L)
+    bits = int(math.ceil(dps * math.log2(10))) + 16
+    one = 1 << bits
+    phi, chi = fixed_moments(g, L + 2, bits)
+    idx = range(1, L + 1)
+    G = [[_gram(phi, i, j) for j in idx] for i in idx]
+    # Gram-Schmidt in chain order on the coefficient vectors (G inner product)
+    cols: list[list[int]] = []
+    keep: list[int] = []
+    drop = 10 ** (dps - 20)
+    for i in range(L):
+        gcol = [G[j][i] for j in range(L)]
+        c = [sum(t[j] * gcol[j] for j in range(i)) >> bits for t in cols]
+        r = [0] * L
+        r[i] = one
+        for ck, t in zip(c, cols):
+            for j in range(i):
+                r[j] -= (ck * t[j]) >> bits
+        n2 = G[i][i] - (sum(ck * ck for ck in c) >> bits)
+        if n2 * drop <= G[i][i]:
+            continue
+        nrm = math.isqrt(n2 << bits)
+        cols.append([(x << bits) // nrm for x in r])
+        keep.append(i)
+    T = np.array(cols, dtype=object).T.reshape(L, len(cols))
+    Tt = T.T
+    obj = lambda rows: np.array(rows, dtype=object)   # noqa: E731
+    B = obj([[_gram(phi, i, j + 1) for j in idx] for i in idx])
+    rc = obj([_gram(phi, i, 1) for i in idx])
+    X = obj([[_cross(chi, i, j) for j in idx] for i in idx])
+    x0 = obj([_cross(chi, 0, j) for j in idx])             # <w, u_j> and <v_i, m>
+    Gs = obj([[_gram(phi, i + 1, j + 1) for j in idx] for i in idx])
+    cs = obj([_gram(phi, i + 1, 1) for i in idx])
+    # chain vectors in the orthonormal basis: U~ = U (T^T G), so Delta W = U~ Ct V~^T
+    # has C = (T^T G) Ct (T^T G)^T
+    arrays = {"A": _sandwich(Tt, B, T, bits), "r": _sandwich(Tt, rc, None, bits),
+              "VU": _sandwich(Tt, X, T, bits), "t0": _sandwich(Tt, x0, None, bits),
+              "G_s": _sandwich(Tt, Gs, T, bits), "c_s": _sandwich(Tt, cs, None, bits),
+              "T_inv": _sandwich(Tt, obj(G), None, bits)}
+    arrays = {k: _frozen(v) for k, v in arrays.items()}
+    t_lo, t_hi = 1.0 / (LAMBDA_MAX - g * g), 1.0 / max(g - g * g, 1e-3)
+    return _Build(g=g, L=L, dps=dps, bits=bits, keep=keep, T=T, chi=chi, arrays=arrays,
+                  t_range=(t_lo, t_hi), extra={"phi1": phi[1] / one})
+
+
+def _chebyshev_coefficients(b: _Build) -> np.ndarray:
+    """Chebyshev coefficients (in ``x``, ``t = mid + half x``) of ``M = V^T G(lambda) U``.
+
+    ``M`` is a polynomial of degree ``<= L`` in ``t = 1/(lambda - g^2)`` without constant
+    term (``psi_n = P_n(lambda) / (lambda - g^2)^(n+1)``, ``deg P_n <= n``): interpolated
+    exactly at ``L + 2`` Chebyshev nodes in fixed point.
+    """
+    L, bits = b.L, b.bits
+    n_nodes = L + 2
+    t_lo, t_hi = b.t_range
+    mid, half = (Fraction(t_hi) + Fraction(t_lo)) / 2, (Fraction(t_hi) - Fraction(t_lo)) / 2
+    with mp.workdps(b.dps + 10):
+        xs = [int(mp.nint(mp.ldexp(mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n_nodes), bits)))
+              for k in range(n_nodes)]
+    n_psi = L
+    psis = []
+    for x in xs:
+        t = to_fixed(mid, bits) + ((to_fixed(half, bits) * x) >> bits)
+        psis.append(fixed_psi_moments(b.g, t, b.chi[:n_psi], bits))
+    # Psi[j, n] = w_j sum_k T_j(x_k) psi_n(t_k)
+    Tj = [[1 << bits] * n_nodes, list(xs)]
+    for j in range(2, n_nodes):
+        Tj.append([((2 * x * p1) >> bits) - p0 for x, p1, p0 in zip(xs, Tj[-1], Tj[-2])])
+    Psi = [[sum(Tj[j][k] * psis[k][n] for k in range(n_nodes)) * (2 if j else 1)
+            // (n_nodes << bits) for n in range(n_psi)] for j in range(n_nodes)]
+    idx = range(1, L + 1)
+    Tt = b.T.T
+    out = []
+    for j in range(n_nodes):
+        H = np.array([[Psi[j][(i + k - 1) // 2] if (i + k) % 2 == 1 else 0 for k in idx]
+                      for i in idx], dtype=object)
+        out.append(_sandwich(Tt, H, b.T, bits))
+    return np.array(out)
+
+
+def _get_build(g: float, depth: int) -> _Build:
+    b = _BUILDS.get(g)
+    if b is None or b.L < depth:
+        b = _build(g, depth)
+        _BUILDS[g] = b
+        while len(_BUILDS) > _CACHE_SIZE:
+            _BUILDS.popitem(last=False)
+    _BUILDS.move_to_end(g)
+    return b
+
+
+def clear_cache() -> None:
+    """Forget every cached build (for benchmarks that time cold calls)."""
+    _BUILDS.clear()
+
+
+def _clenshaw(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``sum_j coef[j] T_j(x)`` for a batch ``x`` (``(m,)`` -> ``(m,) + coef.shape[1:]``)."""
+    x = x.reshape((-1,) + (1,) * (coef.ndim - 1))
+    b1 = np.zeros((x.shape[0],) + coef.shape[1:])
+    b2 = np.zeros_like(b1)
+    for c in coef[:0:-1]:
+        b1, b2 = 2.0 * x * b1 - b2 + c, b1
+    return x * b1 - b2 + coef[0]
+
+
+def outlier_matrices(g: float, depth: int, lam) -> np.ndarray:
+    """``M(lambda) = V^T (lambda - W0)^{-1} U`` of ``large_n_model(g, depth)`` for an array
+    of real ``lambda`` outside the bulk: shape ``lam.shape + (p, q)``.
+
+    Examples
+    --------
+    >>> M = outlier_matrices(0.5, 4, [0.9, 1.2])
+    >>> M.shape, bool(np.allclose(M[1], large_n_model(0.5, 4).outlier_matrix(1.2)))
+    ((2, 4, 4), True)
+    """
+    b = _get_build(float(g), int(depth))
+    lam = np.asarray(lam, dtype=float)
+    K = b.rank(int(depth))
+    t = 1.0 / (lam.ravel() - b.g * b.g)
+    t_lo, t_hi = b.t_range
+    x = (2.0 * t - (t_hi + t_lo)) / (t_hi - t_lo)
+    return _clenshaw(x, b.chebyshev()[:, :K, :K]).reshape(lam.shape + (K, K))
+
+
 def large_n_model(g: float, depth: int) -> ReducedModel:
     """Large-N reduced model with ``depth`` chain vectors per side.
 
@@ -70,92 +253,37 @@ def large_n_model(g: float, depth: int) -> ReducedModel:
     Returns
     -------
     ReducedModel
+        A new object on every call; its arrays are read-only views of the cached build of
+        ``g`` (copy them to modify).
 
     Examples
     --------
     >>> mdl = large_n_model(0.5, 4)
     >>> mdl.shape, round(float(mdl.r_w @ mdl.r_w), 12)   # |U^T R^T w|^2 = phi_1 = beta
     ((4, 4), 1.333333333333)
+    >>> mdl.A.flags.writeable
+    False
     """
     if not 0.0 <= g < 1.0:
         raise ValueError(f"g must lie in [0, 1) for the large-N theory, got {g}")
     L = int(depth)
     if L < 2:
         raise ValueError(f"depth must be >= 2, got {depth}")
-    with mp.workdps(30):
-        phi_lo, _ = moments(g, L + 2)
-        ratio = max(float(phi_lo[k + 1] / phi_lo[k]) for k in range(L + 2)) if g > 0 else 1.0
-    dps = 40 + int((L + 2) * max(1.0, np.log10(max(ratio, 10.0))))
-    with mp.workdps(dps):
-        phi, chi = moments(g, L + 2)
-        idx = range(1, L + 1)
-        G = mp.matrix([[_gram(phi, i, j) for j in idx] for i in idx])
-        T = _orthonormaliser(G, mp.mpf(10) ** (-(dps - 20)))
-        Tt = T.T
-        B = mp.matrix([[_gram(phi, i, j + 1) for j in idx] for i in idx])
-        rc = mp.matrix([_gram(phi, i, 1) for i in idx])
-        X = mp.matrix([[_cross(chi, i, j) for j in idx] for i in idx])
-        x0 = mp.matrix([_cross(chi, 0, j) for j in idx])      # <w, u_j> and <v_i, m>
-        Gs = mp.matrix([[_gram(phi, i + 1, j + 1) for j in idx] for i in idx])
-        cs = mp.matrix([_gram(phi, i + 1, 1) for i in idx])
-        A = _to_np(Tt * B * T)
-        r = _to_np(Tt * rc).ravel()
-        VU = _to_np(Tt * X * T)
-        t0 = _to_np(Tt * x0).ravel()
-        G_s = _to_np(Tt * Gs * T)
-        c_s = _to_np(Tt * cs).ravel()
-        # psi pattern matrices E_n = T^T [i + j - 1 = 2n] T, kept in high precision
-        n_psi = L
-        En = []
-        for n in range(n_psi):
-            P = mp.matrix([[1 if (i + j) % 2 == 1 and (i + j - 1) // 2 == n else 0
-                            for j in idx] for i in idx])
-            En.append(Tt * P * T)
-        phi1 = float(phi[1])
-        # chain vectors in the orthonormal basis: U~ = U (T^T G), so Delta W = U~ Ct V~^T
-        # has C = (T^T G) Ct (T^T G)^T
-        T_inv = _to_np(Tt * G)
-
-    def exact_outlier_matrix(lam) -> mp.matrix:
-        psi = psi_moments(g, lam, chi[: n_psi])
-        M = En[0] * psi[0]
-        for n in range(1, n_psi):
-            M += En[n] * psi[n]
-        return M
-
-    # M(lambda) is a polynomial of degree <= L in t = 1/(lambda - g^2) without constant
-    # term (psi_n = P_n(lambda) / (lambda - g^2)^(n+1), deg P_n <= n): interpolate it
-    # exactly at Chebyshev nodes in t (high precision), evaluate in float64 by Clenshaw.
-    t_lo, t_hi = 1.0 / (LAMBDA_MAX - g * g), 1.0 / max(g - g * g, 1e-3)
-    n_nodes = L + 2
-    cache: dict = {}
-
-    def chebyshev_coefficients() -> np.ndarray:
-        if "cheb" not in cache:
-            with mp.workdps(dps):
-                nodes = [mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n_nodes) for k in range(n_nodes)]
-                vals = [exact_outlier_matrix(g * g + 1 / ((t_hi + t_lo) / 2
-                                                          + (t_hi - t_lo) / 2 * x))
-                        for x in nodes]
-                coef = []
-                for j in range(n_nodes):
-                    acc = vals[0] * mp.cos(j * mp.acos(nodes[0]))
-                    for k in range(1, n_nodes):
-                        acc += vals[k] * mp.cos(j * mp.acos(nodes[k]))
-                    coef.append(_to_np(acc * (mp.mpf(2 if j else 1) / n_nodes)))
-            cache["cheb"] = np.array(coef)
-        return cache["cheb"]
+    g = float(g)
+    b = _get_build(g, L)
+    K = b.rank(L)
+    a = b.arrays
+    A, r, VU, G_s = a["A"][:K, :K], a["r"][:K], a["VU"][:K, :K], a["G_s"][:K, :K]
+    c_s, t0, T_inv = a["c_s"][:K], a["t0"][:K], a["T_inv"][:K, :L]
+    phi1 = b.extra["phi1"]
 
     def outlier_matrix(lam: float) -> np.ndarray:
-        t = 1.0 / (lam - g * g)
-        x = (2.0 * t - (t_hi + t_lo)) / (t_hi - t_lo)
-        return np.polynomial.chebyshev.chebval(x, chebyshev_coefficients())
+        return outlier_matrices(g, L, np.array([float(lam)]))[0]
 
     return ReducedModel(
-        A=A, r_w=r.copy(), r_m=r.copy(), s0=0.0,
-        norm_data=(phi1, c_s, G_s, phi1, c_s.copy(), G_s.copy()),
-        shuffle_data=(0.0, t0.copy(), t0.copy(), VU),
-        outlier_matrix=outlier_matrix, bulk_radius=float(g), depth=L, source="large_n",
-        info={"dps": dps, "rank": A.shape, "exact_outlier_matrix": exact_outlier_matrix,
-              "T_inv": T_inv},
+        A=A, r_w=r, r_m=r, s0=0.0, norm_data=(phi1, c_s, G_s, phi1, c_s, G_s),
+        shuffle_data=(0.0, t0, t0, VU), outlier_matrix=outlier_matrix,
+        bulk_radius=g, depth=L, source="large_n",
+        info={"dps": b.dps, "rank": (K, K), "T_inv": T_inv,
+              "outlier_matrices": lambda lam: outlier_matrices(g, L, lam)},
     )

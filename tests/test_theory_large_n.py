@@ -1,0 +1,114 @@
+"""The fast large-N model build (``theory/large_n.py``, fixed-point traces).
+
+Claims: *the fixed-point traces equal the mpmath recursions; the projected operators equal
+those of an independent mpmath orthonormalisation (symmetric eigendecomposition of the
+Gram matrix) up to the choice of orthonormal basis; the basis is nested, so a shallow model
+is the leading block of a deep one; cached values cannot be changed through a returned
+model.*
+"""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+from linrnn_theory.theory import large_n
+from linrnn_theory.theory.large_n import large_n_model, outlier_matrices
+from linrnn_theory.theory.traces import fixed_moments, moments, psi_moments
+
+
+@pytest.mark.parametrize("g", [0.0, 0.37, 0.9])
+def test_fixed_point_traces_equal_mpmath(g):
+    bits = 300
+    phi, chi = fixed_moments(g, 14, bits)
+    with mp.workdps(100):
+        ref_phi, ref_chi = moments(g, 14)
+        for a, b in zip(phi + chi, ref_phi + ref_chi):
+            assert abs(mp.mpf(a) / mp.mpf(2) ** bits - b) <= mp.mpf(10) ** -60 * abs(b)
+
+
+def _mp_reference(g: float, L: int, lam: float) -> dict[str, np.ndarray]:
+    """Basis-invariant spectra of the projected operators, eigen-orthonormalised in mpmath."""
+    with mp.workdps(120):
+        phi, chi = moments(g, L + 2)
+        gram = lambda i, j: phi[(i + j) // 2] if (i + j) % 2 == 0 else mp.mpf(0)  # noqa: E731
+        cross = lambda s, i, j: s[(i + j - 1) // 2] if (i + j) % 2 else mp.mpf(0)  # noqa: E731
+        idx = range(1, L + 1)
+        G = mp.matrix([[gram(i, j) for j in idx] for i in idx])
+        E, Q = mp.eigsy(G)
+        T = mp.matrix(L, L)
+        for c in range(L):
+            for r in range(L):
+                T[r, c] = Q[r, c] / mp.sqrt(E[c])
+        sand = lambda X: np.array((T.T * X * T).tolist(), dtype=float)  # noqa: E731
+        psi = psi_moments(g, lam, chi[:L])
+        out = {
+            "A": sand(mp.matrix([[gram(i, j + 1) for j in idx] for i in idx])),
+            "VU": sand(mp.matrix([[cross(chi, i, j) for j in idx] for i in idx])),
+            "G_s": sand(mp.matrix([[gram(i + 1, j + 1) for j in idx] for i in idx])),
+            "M": sand(mp.matrix([[cross(psi, i, j) for j in idx] for i in idx])),
+            "r": np.array((T.T * mp.matrix([gram(i, 1) for i in idx])).tolist(), dtype=float),
+        }
+    return out
+
+
+@pytest.mark.parametrize("g, L", [(0.3, 6), (0.6, 8), (0.9, 8)])
+def test_projected_operators_equal_an_independent_orthonormalisation(g, L):
+    ref = _mp_reference(g, L, 1.2)
+    mdl = large_n_model(g, L)
+    new = {"A": mdl.A, "VU": mdl.shuffle_data[3], "G_s": mdl.norm_data[2],
+           "M": mdl.outlier_matrix(1.2)}
+    for k, X in new.items():                 # same basis on both sides: similarity
+        s_ref = np.linalg.svd(ref[k], compute_uv=False)
+        np.testing.assert_allclose(np.linalg.svd(X, compute_uv=False), s_ref,
+                                   rtol=1e-10, atol=1e-12 * s_ref[0], err_msg=k)
+    ev = np.sort_complex(np.linalg.eigvals(mdl.A))
+    np.testing.assert_allclose(ev, np.sort_complex(np.linalg.eigvals(ref["A"])), rtol=1e-9)
+    assert np.linalg.norm(mdl.r_w) == pytest.approx(np.linalg.norm(ref["r"]), rel=1e-13)
+    # the invariant readout form r^T A^k r
+    for k in range(4):
+        a = mdl.r_w @ np.linalg.matrix_power(mdl.A, k) @ mdl.r_m
+        b = ref["r"].ravel() @ np.linalg.matrix_power(ref["A"], k) @ ref["r"].ravel()
+        assert a == pytest.approx(b, rel=1e-10)
+
+
+def test_basis_is_nested_so_shallow_models_are_leading_blocks():
+    large_n.clear_cache()
+    shallow = large_n_model(0.7, 6)           # built at depth 6
+    large_n.clear_cache()
+    deep = large_n_model(0.7, 14)
+    sliced = large_n_model(0.7, 6)            # sliced from the depth-14 build
+    p = shallow.shape[0]
+    np.testing.assert_allclose(sliced.A, shallow.A, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(deep.A[:p, :p], shallow.A, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(sliced.r_w, shallow.r_w, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(outlier_matrices(0.7, 6, [1.1, 1.3]),
+                               np.array([shallow.outlier_matrix(x) for x in (1.1, 1.3)]),
+                               rtol=1e-11, atol=1e-13)
+
+
+def test_chains_close_at_g0():
+    assert large_n_model(0.0, 12).shape == (2, 2)
+
+
+def test_mutating_a_returned_model_does_not_change_the_next_call():
+    a = large_n_model(0.55, 6)
+    ref = a.A.copy()
+    with pytest.raises(ValueError):
+        a.A[0, 0] = 123.0                     # read-only cached array
+    with pytest.raises(ValueError):
+        a.norm_data[1][0] = 1.0
+    a.A = np.zeros_like(ref)                  # rebinding touches only this object
+    a.info["T_inv"] = None
+    b = large_n_model(0.55, 6)
+    assert b is not a
+    np.testing.assert_array_equal(b.A, ref)
+    assert b.info["T_inv"] is not None
+
+
+def test_a_writable_copy_is_independent_of_the_cache():
+    """The must-fail partner: a copy can be changed, and the change does not leak."""
+    c = large_n_model(0.55, 6).A.copy()
+    c[0, 0] += 1.0
+    assert large_n_model(0.55, 6).A[0, 0] != c[0, 0]
