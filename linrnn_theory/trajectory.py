@@ -69,6 +69,8 @@ class Status(str, Enum):
     EDGE_OF_STABILITY = "edge_of_stability"
     #: The initial network has no stable fixed point; nothing was trained.
     UNSTABLE_INIT = "unstable_init"
+    #: A theory was used at a size ``N`` where finite-size effects it neglects dominate.
+    FINITE_SIZE = "finite_size"
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -99,6 +101,8 @@ _ADVICE = {
                               "(lr S ~ 2): the flow theory does not describe it",
     Status.UNSTABLE_INIT: "the initial network has an eigenvalue with Re >= 1: draw another "
                           "W0 or use a smaller g",
+    Status.FINITE_SIZE: "finite-size effects the theory neglects dominate at this N and g: "
+                        "use a larger N, or method='instance' for each network",
 }
 
 _REGISTRY: dict[str, type["Result"]] = {}

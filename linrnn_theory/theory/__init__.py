@@ -2,7 +2,8 @@
 
 * :func:`predict` -- readout, loss, singular values of ``Delta W``, outlier eigenvalue and
   gradient norm along the learning time, by ``method="series" | "ode" | "instance" |
-  "exact_g0"``.
+  "exact_g0" | "finite_n"`` (the last: means and standard deviations over
+  networks of size ``N``).
 * :func:`learning_time`, :func:`dw_norm`, :func:`mean_gradient_norm`,
   :func:`shuffle_loss`, :func:`outlier_eigenvalue` -- scalar predictions (Fig. 4).
 * :func:`small_target_limits` -- their closed-form ``z_hat -> 0`` limits.
@@ -13,7 +14,7 @@ Modules: :mod:`.traces` (large-N trace rule), :mod:`.chain_series` (series recur
 :mod:`.observables`, :mod:`.failure`.
 """
 
-from . import failure
+from . import failure, finite_n
 from .observables import (dw_norm, learning_time, mean_gradient_norm, outlier_eigenvalue,
                           shuffle_loss, small_target_limits)
 from .methods import TheoryMethod, method_names, register_method

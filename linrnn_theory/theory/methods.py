@@ -83,6 +83,7 @@ class Request:
     order: int = 3
     depth: int | None = None
     network: Network | None = None
+    N: int | None = None
     n_singular: int = 2
     outlier: bool | None = None
     grad_norm: bool = True
@@ -114,7 +115,7 @@ class TheoryMethod(ABC):
     Examples
     --------
     >>> sorted(method_names())
-    ['exact_g0', 'instance', 'ode', 'series']
+    ['exact_g0', 'finite_n', 'instance', 'ode', 'series']
     >>> get_method("ode").large_n
     True
     """
@@ -122,6 +123,8 @@ class TheoryMethod(ABC):
     name: ClassVar[str] = ""
     #: Whether the method describes the large-N limit (``tau_tilde = beta^2 tau``).
     large_n: ClassVar[bool] = True
+    #: Whether the method takes the network size ``N`` (``predict(..., N=N)``).
+    takes_size: ClassVar[bool] = False
 
     @abstractmethod
     def resolve_g(self, g: float | None, network: Network | None) -> float | None:

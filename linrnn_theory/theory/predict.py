@@ -18,7 +18,7 @@ __all__ = ["predict", "method_names"]
 
 def predict(g: float | None = None, target: float = 1.0, tau=None, method: str = "ode", *,
             order: int = 3, depth: int | None = None, network: Network | None = None,
-            n_singular: int = 2, outlier: bool | None = None, grad_norm: bool = True,
+            N: int | None = None, n_singular: int = 2, outlier: bool | None = None, grad_norm: bool = True,
             input_amp: float = 1.0, tol: float = 1e-9, rtol: float = 1e-11,
             atol: float = 1e-14) -> Prediction:
     """Theory of the fixed-point gradient flow along the learning time ``tau``.
@@ -43,6 +43,9 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
     network : Network, optional
         Required for ``"instance"``; optional for ``"exact_g0"`` (then its random overlap
         ``w^T m`` is included exactly; ``W0`` must be zero).
+    N : int, optional
+        Network size: required for ``"finite_n"`` (means and standard deviations over
+        networks of this size, :mod:`.finite_n`), refused by the other methods.
     n_singular : int
         Number of singular values of ``Delta W`` to return (series: at most 2).
     outlier : bool, optional
@@ -96,9 +99,14 @@ def predict(g: float | None = None, target: float = 1.0, tau=None, method: str =
         raise ValueError("input_amp must be non-zero")
     if network is not None:
         check_type("network", network, Network)
+    if N is not None:
+        N = check_int("N", N, minimum=2)
+        if not m.takes_size:
+            raise ValueError(f"N is not used by method={method!r}: the network size is an "
+                             "argument of method='finite_n'")
     g_val = m.resolve_g(g, network)
     req = Request(g=g_val, target=target, tau=tau, c=c, order=order, depth=depth,
-                  network=network, n_singular=n_singular, outlier=outlier,
+                  network=network, N=N, n_singular=n_singular, outlier=outlier,
                   grad_norm=grad_norm, tol=tol, rtol=rtol, atol=atol,
                   params={"g": g_val, "target": target, "input_amp": c, "method": method})
     return m.predict(req)
