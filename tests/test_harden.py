@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from linrnn_theory._io import atomic_write_text
-from linrnn_theory.reproduce.fig4 import _csv
+from linrnn_theory.reproduce import FIGURES
 
 
 def test_atomic_write_respects_umask(tmp_path):
@@ -35,7 +35,7 @@ def test_fig4_csv_plain_numbers():
         d[f"sim_{name}"] = np.ones((2, 1, 1))
         d["ode_" + name] = np.ones((2, 1))
         d["series_" + name] = np.ones((2, 1))
-    text = _csv(d)
+    text = FIGURES["fig4"].tables([], d)["fig4.csv"]
     assert "np." not in text
     row = text.splitlines()[1].split(",")
     assert row[:4] == ["sim", "0.0", "1.0", "0"]

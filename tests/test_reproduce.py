@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from linrnn_theory.reproduce import FIGURES, code_scope, figure_module, reproduce
+from linrnn_theory.reproduce import (FIGURES, Figure, code_scope, get_figure, register_figure,
+                                     reproduce, select_figures)
+from linrnn_theory.reproduce.figure import TASK_FUNCTION, sweep_task
 from linrnn_theory.reproduce.presets import FULL, QUICK, TINY
 from linrnn_theory.simulation.cosine import cosine_network, train_cosine
 from linrnn_theory.simulation.dense import linear_bptt
@@ -34,6 +36,12 @@ def test_every_figure_writes_files(tiny_out):
         p = out / "data" / f"{name}.npz"
         assert p.is_file() and p.stat().st_size > 0
     assert (out / "data" / "fig4.csv").read_text().startswith("source,g,target")
+    # one name for one quantity: the fig4 outputs say mean_gradient_norm, as the theory does
+    assert "mean_gradient_norm" in (out / "data" / "fig4.csv").read_text().splitlines()[0]
+    with np.load(out / "data" / "fig4.npz") as d:
+        assert {"sim_mean_gradient_norm", "ode_mean_gradient_norm",
+                "series_mean_gradient_norm"} <= set(d.files)
+        assert not any("grad_norm" in k for k in d.files)
     report = (out / "report.md").read_text()
     for head in ("## Fig. 3", "## Fig. 4", "## Failure of learning", "## Autonomous cosine",
                  "## Nonlinear", "## Scaling of Delta W with N"):
@@ -77,16 +85,58 @@ def test_second_run_reuses_everything(tiny_out, tmp_path):
         man["figures"]["diverge"]["tasks"]
 
 
-def test_figure_module_interface():
-    for name in FIGURES:
-        mod = figure_module(name)
-        for attr in ("tasks", "run_task", "make_figure", "report"):
-            assert callable(getattr(mod, attr)), (name, attr)
-        ts = mod.tasks(TINY)
-        assert ts and all(t["figure"] == name and t["kind"] in ("sim", "theory") for t in ts)
+def test_figure_registry_interface():
+    assert list(FIGURES) == ["fig3", "fig4", "diverge", "cosine", "nonlinear", "nscaling"]
+    for name, fig in FIGURES.items():
+        assert isinstance(fig, Figure) and fig.name == name and get_figure(name) is fig
+        for attr in ("tasks", "run_task", "collect", "figure", "report"):
+            assert callable(getattr(fig, attr)), (name, attr)
+        ts = fig.tasks(TINY)
+        assert ts and all(t["figure"] == name and t["kind"] in fig.kinds for t in ts)
         json.dumps(ts)                                    # parameters are JSON-able
+    assert select_figures(None) == [n for n, f in FIGURES.items() if f.default]
     with pytest.raises(ValueError, match="figure must be one of"):
-        figure_module("fig9")
+        get_figure("fig9")
+    with pytest.raises(TypeError, match="Figure subclass"):
+        register_figure(dict)
+    with pytest.raises(ValueError, match="kind must be 'sim' or 'theory', got 'x'"):
+        FIGURES["fig3"].run_task({"figure": "fig3", "kind": "x"})
+
+
+def test_a_registered_figure_runs_through_reproduce(tmp_path):
+    @register_figure
+    class Halves(Figure):
+        name, title, default, columns = "halves", "Halves", False, ("x", "half")
+
+        def tasks(self, preset):
+            return [self.task("sim", x=float(x)) for x in preset.fig3.seeds]
+
+        def simulate(self, params):
+            return {**params, "half": params["x"] / 2}
+    try:
+        man = reproduce(["halves"], "tiny", tmp_path, jobs=1, progress=False)
+        assert list(man["figures"]) == ["halves"]
+        assert man["figures"]["halves"]["files"] == ["data/halves.npz"]
+        with np.load(tmp_path / "data" / "halves.npz") as d:
+            assert d["half"].tolist() == [x / 2 for x in TINY.fig3.seeds]
+        assert "## Halves" in (tmp_path / "report.md").read_text()
+    finally:
+        FIGURES.pop("halves")
+
+
+def test_every_task_is_keyed_on_its_parameters_and_the_package_digest(tiny_out):
+    """Cache file of each task = key of (TASK_FUNCTION, its parameters, the version of the
+    whole package source); the manifest records that version per figure and kind."""
+    from linrnn_theory.sweep.cache import code_version, task_key
+    out, man = tiny_out
+    assert code_scope("fig3", "sim") == code_version(("**/*.py",)) == \
+        code_scope("nscaling", "sim")
+    for name, fig in FIGURES.items():
+        [version] = set(man["figures"][name]["code_versions"].values())
+        for p in fig.tasks(TINY):
+            key = task_key(TASK_FUNCTION, p, version)
+            assert sweep_task(p, version).key == key
+            assert (out / "cache" / f"{key}.npz").is_file(), (name, p)
 
 
 def test_quick_preset_matches_brief():
@@ -243,9 +293,8 @@ def test_every_preset_is_valid():
     for preset in PRESETS.values():
         checked = validate_preset(preset)
         assert checked.as_dict() == preset.as_dict()
-        for name in FIGURES[:4]:                 # same task parameters, same cache keys
-            mod = figure_module(name)
-            assert canonical_json(mod.tasks(checked)) == canonical_json(mod.tasks(preset))
+        for fig in FIGURES.values():             # same task parameters, same cache keys
+            assert canonical_json(fig.tasks(checked)) == canonical_json(fig.tasks(preset))
 
 
 def test_library_validates_preset_before_creating_out(tmp_path):
@@ -323,11 +372,9 @@ def test_unreadable_old_manifest_is_replaced(tiny_out, tmp_path):
 
 def test_recovered_cache_file_is_reported(tiny_out, tmp_path, capsys):
     from linrnn_theory.cli import main
-    from linrnn_theory.sweep import Task
     d = _copy_out(tiny_out, tmp_path)
-    mod = figure_module("cosine")
-    p0 = mod.tasks(TINY)[0]
-    key = Task(f"{mod.__name__}:run_task", p0, code_scope(mod.NAME, p0["kind"])).key
+    p0 = FIGURES["cosine"].tasks(TINY)[0]
+    key = sweep_task(p0, code_scope("cosine", p0["kind"])).key
     f = d / "cache" / f"{key}.npz"
     f.write_bytes(f.read_bytes()[:100])                    # truncated
     assert main(["reproduce", "cosine", "--tiny", "--jobs", "1", "--no-progress",

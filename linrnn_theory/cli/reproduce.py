@@ -21,11 +21,22 @@ from typing import Any
 
 __all__ = ["add_parser", "run", "parse_overrides"]
 
-_FIGS = "fig3, fig4, diverge, cosine, nonlinear, nscaling, all"
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``reproduce`` sub-command; returns its parser."""
+    """Register the ``reproduce`` sub-command; returns its parser.
+
+    The figure names come from the registry :data:`linrnn_theory.reproduce.FIGURES`.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> p = add_parser(argparse.ArgumentParser().add_subparsers())
+    >>> p.parse_args(["fig3", "--tiny"]).figures
+    ['fig3']
+    """
+    from ..reproduce import FIGURES, select_figures
+    default = select_figures(None)
+    named = [n for n in FIGURES if n not in default]
     p = subparsers.add_parser(
         "reproduce", help="regenerate the paper's figures, data and report",
         description="Run the simulations and theory behind the paper's figures (cached and "
@@ -34,8 +45,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog="Rerunning with the same arguments reuses every finished task from "
                "OUT/cache; an interrupted run resumes where it stopped.")
     p.add_argument("figures", nargs="*", metavar="FIGURE",
-                   help=f"figures to make: {_FIGS} (default: fig3 fig4 diverge cosine; "
-                        "'nonlinear' and 'nscaling' only when named or with 'all')")
+                   help=f"figures to make: {', '.join(FIGURES)}, all (default: "
+                        f"{' '.join(default)}; "
+                        f"{' and '.join(repr(n) for n in named)} only when named or with "
+                        "'all')")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="preset", action="store_const", const="quick",
                    help="small, fast parameters (default; the four linear figures take "
@@ -95,14 +108,14 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``reproduce``; raises ``ValueError`` for bad input (one-line error)."""
-    from ..reproduce import _normalise_figures, reproduce
+    from ..reproduce import reproduce, select_figures
     from ..reproduce.presets import get_preset, with_overrides
 
     from ..sweep.backends import check_backend
     from . import CLIError
 
     # everything is checked here, before any task runs or any folder is created
-    figures = _normalise_figures(args.figures)
+    figures = select_figures(args.figures)
     if args.jobs is not None and args.jobs < 1:
         raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
     if args.scheduler is not None and args.backend != "dask":

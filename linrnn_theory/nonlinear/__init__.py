@@ -4,7 +4,8 @@ Training changes the connectivity by a low-rank ``Delta W = W - W0``; larger ini
 random connectivity ``g`` speeds learning; ``Delta W`` is correlated with ``W0``.
 
 Modules: :mod:`.rnn` (model, exact BPTT), :mod:`.adam`, :mod:`.tasks`, :mod:`.analysis`,
-:mod:`.experiment` (one run, presets, sweeps), :mod:`.figures`.
+:mod:`.experiment` (one run, presets, :func:`run_preset`: the runs of a preset through
+the cache of :mod:`linrnn_theory.sweep`), :mod:`.figures`.
 
 Examples
 --------
@@ -18,7 +19,7 @@ from .adam import Adam, adam_update
 from .analysis import (best_rank_approximation, eigenvalues, learning_epoch, rank_to_recover,
                        shuffle_entries, shuffle_losses, singular_values, truncation_losses,
                        variance_explained, zero_output_loss)
-from .experiment import FULL, PAPER_EPOCHS, QUICK, SweepPreset, run_nonlinear, sweep
+from .experiment import FULL, PAPER_EPOCHS, QUICK, SweepPreset, run_nonlinear, run_preset
 from .figures import make_figures, report_section
 from .rnn import (BPTTWorkspace, RNNParams, init_params, limit_blas_threads, loss,
                   loss_and_grad, simulate)
@@ -31,6 +32,6 @@ __all__ = [
     "RomoTask", "make_task", "TASK_NAMES", "TEST_SEED", "singular_values",
     "best_rank_approximation", "truncation_losses", "variance_explained", "shuffle_entries",
     "shuffle_losses", "eigenvalues", "learning_epoch", "rank_to_recover", "zero_output_loss",
-    "run_nonlinear", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS", "sweep",
+    "run_nonlinear", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS", "run_preset",
     "make_figures", "report_section",
 ]

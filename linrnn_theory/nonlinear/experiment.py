@@ -13,9 +13,10 @@ time and results).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from .analysis import (eigenvalues, learning_epoch, shuffle_losses, singular_val
 from .rnn import BPTTWorkspace, init_params, limit_blas_threads, loss, loss_and_grad
 from .tasks import TASK_NAMES, TEST_SEED, make_task
 
-__all__ = ["run_nonlinear", "NonlinearRun", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS", "sweep"]
+__all__ = ["run_nonlinear", "NonlinearRun", "SweepPreset", "QUICK", "FULL", "PAPER_EPOCHS",
+           "run_preset"]
 
 #: Training epochs of the paper per task (docs/paper.md section 3).
 PAPER_EPOCHS = {"flipflop": 1000, "mante": 2000, "romo": 6000}
@@ -404,29 +406,51 @@ QUICK = SweepPreset(
 )
 
 
-def sweep(preset: SweepPreset, tasks: str | Iterable[str] | None = None, n_jobs: int = 1,
-          progress: bool = False, **overrides) -> list[dict]:
-    """Run every run of a preset (in parallel processes with ``n_jobs > 1``); one record
-    (:meth:`NonlinearRun.as_record`) per run.
+def run_preset(preset: SweepPreset, cache_dir: str | os.PathLike,
+               tasks: str | Iterable[str] | None = None, *, jobs: int | None = 1,
+               backend: str = "loky", fresh: bool = False, progress: bool = False,
+               **overrides: Any) -> list[dict]:
+    """Every run of a preset through the cached sweep of :mod:`linrnn_theory.sweep`; one
+    record (:meth:`NonlinearRun.as_record`) per run, in the order of
+    :meth:`SweepPreset.runs`.
 
-    ``overrides`` replace keyword arguments of every run (e.g. ``dtype=np.float32``).
+    Each run is a task of the ``nonlinear`` figure of ``reproduce``, keyed on its
+    parameters and a digest of the package source
+    (:func:`linrnn_theory.reproduce.code_scope`): finished runs are read back from
+    ``cache_dir``, the others computed (in ``jobs`` processes) and stored as each
+    finishes. ``reproduce nonlinear --out DIR`` caches the same tasks in ``DIR/cache``.
+
+    Parameters
+    ----------
+    preset : SweepPreset
+    cache_dir : path
+        Folder of the cache files (created if missing).
+    tasks : str or iterable of str, optional
+        Task names (default: all of the preset's).
+    jobs, backend, fresh, progress
+        See :func:`linrnn_theory.sweep.run_tasks`.
+    **overrides
+        JSON-able keyword arguments of :func:`run_nonlinear` that replace those of every
+        run (e.g. ``dtype="float32"``).
 
     Examples
     --------
+    >>> import pathlib, tempfile
     >>> tiny = SweepPreset("tiny", N=8, g_values={"romo": (0.0,)}, epochs={"romo": 2},
     ...                    seeds=(0,), batch=4, extra={"n_test": 4})
-    >>> [r["status"] for r in sweep(tiny, "romo")]
+    >>> cache = tempfile.mkdtemp()
+    >>> [r["status"] for r in run_preset(tiny, cache, "romo")]
     ['ok']
+    >>> len(list(pathlib.Path(cache).glob("*.npz")))          # one cached run
+    1
     """
-    n_jobs = check_int("n_jobs", n_jobs, minimum=1)
-    runs = [{**kw, **overrides} for kw in preset.runs(tasks)]
-    if n_jobs == 1:
-        it = runs
-        if progress:
-            from tqdm import tqdm
-            it = tqdm(runs, desc=f"{preset.name} sweep")
-        return [run_nonlinear(**kw).as_record() for kw in it]
-    from joblib import Parallel, delayed
-    return [r.as_record() for r in Parallel(n_jobs=n_jobs, verbose=10 if progress else 0)(
-        delayed(run_nonlinear)(**kw) for kw in runs)]
-
+    from ..reproduce.figure import code_scope, get_figure, sweep_task
+    from ..sweep import run_tasks
+    fig = get_figure("nonlinear")
+    version = code_scope(fig.name, "sim")
+    calls = [sweep_task(fig.task("sim", **{**kw, **overrides}), version)
+             for kw in preset.runs(tasks)]
+    outcome = run_tasks(calls, cache_dir, backend=backend, jobs=jobs, fresh=fresh,
+                        progress=progress, desc=f"{preset.name} runs")
+    return [{k: v for k, v in r.items() if k not in ("figure", "kind")}
+            for r in outcome.results]

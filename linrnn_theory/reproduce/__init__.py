@@ -1,8 +1,7 @@
 """Reproduce the paper's results: tasks, figures, data and a report per figure.
 
-Figures (each a module with ``tasks(preset)``, ``run_task(params)``,
-``make_figure(results, outdir)`` and ``report(results)``; :func:`code_scope` gives the
-code version of their tasks):
+Each figure is a :class:`~.figure.Figure` registered in :data:`FIGURES` (the interface and
+its contract: :mod:`.figure`):
 
 * ``fig3`` -- loss and singular values of ``Delta W`` over ``beta^2 tau``, with theory.
 * ``fig4`` -- learning time, ``|Delta W|``, gradient norm, shuffled-W0 loss against g.
@@ -12,66 +11,26 @@ code version of their tasks):
 * ``nscaling`` -- scaling of ``Delta W`` of the tanh-RNN tasks with N.
 
 Parameters: :mod:`.presets`; command line: ``linrnn-theory reproduce`` (see
-``docs/reproduce.md``); execution and caching: :mod:`linrnn_theory.sweep`.
+``docs/reproduce.md``); execution and caching: :mod:`linrnn_theory.sweep`, every task
+keyed on its parameters and :func:`code_scope`.
 
 Examples
 --------
->>> from linrnn_theory.reproduce import figure_module, LINEAR_FIGURES
->>> LINEAR_FIGURES
-('fig3', 'fig4', 'diverge', 'cosine')
->>> figure_module("fig3").__name__
+>>> from linrnn_theory.reproduce import FIGURES, select_figures
+>>> select_figures(None)
+['fig3', 'fig4', 'diverge', 'cosine']
+>>> type(FIGURES["fig3"]).__module__
 'linrnn_theory.reproduce.fig3'
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from .figure import (FIGURES, PACKAGE_CODE, Figure, code_scope, get_figure, register_figure,
+                     select_figures, sweep_task)
+from . import fig3, fig4, diverge, cosine, nonlinear, nscaling  # noqa: F401,E402 (register)
 
-from ..sweep.cache import code_version as _code_version
-
-__all__ = ["reproduce", "previous_figures", "FIGURES", "LINEAR_FIGURES", "NONLINEAR_FIGURES", "figure_module", "code_scope", "PACKAGE_CODE"]
-
-LINEAR_FIGURES = ("fig3", "fig4", "diverge", "cosine")
-#: Figures whose tasks train the tanh RNN.
-NONLINEAR_FIGURES = ("nonlinear", "nscaling")
-FIGURES = LINEAR_FIGURES + NONLINEAR_FIGURES
-
-#: Every task's cache key includes a digest of all these package sources: a task may call
-#: any module (diverge's simulations call the failure theory), so no hand-kept list of
-#: dependencies can be trusted to be complete.
-PACKAGE_CODE = ("**/*.py",)
-
-
-def figure_module(name: str) -> ModuleType:
-    """The module of figure ``name`` (imported on first use).
-
-    Raises
-    ------
-    ValueError
-        For an unknown name.
-    """
-    if name not in FIGURES:
-        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
-    return importlib.import_module(f"{__name__}.{name}")
-
-
-def code_scope(figure: str, kind: str) -> str:
-    """Code version of the tasks of ``kind`` ("sim" or "theory") of ``figure``: the package
-    version and a digest of every source file of the package (:data:`PACKAGE_CODE`).
-
-    Any edit of the package's code, drawing code included, invalidates the cached tasks;
-    a stale result is worse than a recomputed one.
-
-    Examples
-    --------
-    >>> code_scope("fig3", "sim") == code_scope("diverge", "theory")
-    True
-    """
-    figure_module(figure)            # an unknown figure is an error
-    if kind not in ("sim", "theory"):
-        raise ValueError(f"kind must be 'sim' or 'theory', got {kind!r}")
-    return _code_version(PACKAGE_CODE)
+__all__ = ["reproduce", "previous_figures", "Figure", "FIGURES", "register_figure",
+           "get_figure", "select_figures", "code_scope", "PACKAGE_CODE"]
 
 
 def _cost(params: dict) -> float:
@@ -85,19 +44,6 @@ def _cost(params: dict) -> float:
     if params.get("mode") == "fixed_point":
         steps = 1.0
     return n * n * epochs * steps
-
-
-def _normalise_figures(figures) -> list[str]:
-    names = list(figures) if figures else list(LINEAR_FIGURES)
-    out: list[str] = []
-    for f in names:
-        for name in (FIGURES if f == "all" else (f,)):
-            if name not in FIGURES:
-                raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all, "
-                                 f"got {name!r}")
-            if name not in out:
-                out.append(name)
-    return out
 
 
 def previous_figures(out, exclude) -> tuple[dict, dict, list]:
@@ -169,7 +115,8 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
     Parameters
     ----------
     figures : sequence of str, optional
-        Names from :data:`FIGURES` or ``"all"`` (default: the four linear figures).
+        Names from :data:`FIGURES` or ``"all"`` (default: the figures marked
+        :attr:`~.figure.Figure.default`, the four linear ones).
     preset : str or Preset
         ``"quick"``, ``"full"``, ``"tiny"`` or a :class:`~.presets.Preset`.
     outdir : path
@@ -203,7 +150,7 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
     from .presets import validate_preset
 
     t_start = time.perf_counter()
-    names = _normalise_figures(figures)
+    names = select_figures(figures)
     pre = validate_preset(preset if isinstance(preset, Preset) else get_preset(preset))
     check_backend(backend)
     if jobs is not None and int(jobs) < 1:
@@ -217,13 +164,12 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
     owner: list[str] = []
     versions: dict[str, dict[str, str]] = {}
     for name in names:
-        mod = figure_module(name)
         versions[name] = {}
-        for p in mod.tasks(pre):
+        for p in FIGURES[name].tasks(pre):
             kind = p["kind"]
             if kind not in versions[name]:
                 versions[name][kind] = code_scope(name, kind)
-            tasks.append(Task(f"{mod.__name__}:run_task", p, versions[name][kind]))
+            tasks.append(sweep_task(p, versions[name][kind]))
             owner.append(name)
     order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i].params))
     out.mkdir(parents=True, exist_ok=True)
@@ -244,12 +190,12 @@ def reproduce(figures=None, preset="quick", outdir="reproduce_out", *, backend: 
     fig_info: dict[str, dict] = {}
     files: list = []
     for name in names:
-        mod = figure_module(name)
+        fig = FIGURES[name]
         idx = [i for i, o in enumerate(owner) if o == name]
         res = [results[i] for i in idx]
         t0 = time.perf_counter()
-        paths = mod.make_figure(res, out)
-        sections[name] = mod.report(res)
+        paths = fig.figure(res, out)
+        sections[name] = fig.report(res)
         secs = [seconds[i] for i in idx]
         fig_info[name] = {
             "tasks": len(idx), "computed": sum(computed[i] for i in idx),

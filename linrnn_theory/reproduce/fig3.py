@@ -29,51 +29,33 @@ ode_status                   (G, Z)       "ok" or "unconverged" (see report)
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from ..theory.series_radius import series_radius
-from .plotting import g_color, new_figure, save_figure, sim_band, theory_line
+from .figure import Figure, axis, register_figure, split_kinds
+from .plotting import g_color, new_figure, sim_band, theory_line
 from .report import fmt, md_table
 
-__all__ = ["tasks", "run_task", "collect", "make_figure", "report"]
+__all__ = ["Fig3", "train_run", "N_SINGULAR"]
 
-NAME = "fig3"
+#: Top singular values of ``Delta W`` recorded per run.
 N_SINGULAR = 4
 
 
-def tasks(preset) -> list[dict]:
-    """Task parameters of Fig. 3 for a :class:`~.presets.Preset`.
-
-    Examples
-    --------
-    >>> from linrnn_theory.reproduce.presets import TINY
-    >>> ts = tasks(TINY)
-    >>> sorted({t["kind"] for t in ts}), len(ts)
-    (['sim', 'theory'], 12)
-    """
-    p = preset.fig3
-    out = []
-    for g in p.g_values:
-        for z in p.targets:
-            lr = p.lr(g, z)
-            out.append({"figure": NAME, "kind": "theory", "g": float(g), "target": float(z),
-                        "lr": lr, "epochs": p.epochs})
-            for s in p.seeds:
-                out.append({"figure": NAME, "kind": "sim", "N": p.N, "g": float(g),
-                            "target": float(z), "seed": int(s), "lr": lr,
-                            "epochs": p.epochs, "mode": p.mode, "t_max": p.t_max,
-                            "dt": p.dt, "record_every": p.record_every})
-    return out
-
-
-def simulate(params: dict, *, stop_rel_loss: float | None = None) -> tuple[dict, object]:
-    """Train one network; returns ``(result dict, TrainResult or None)``.
+def train_run(params: dict, *, stop_rel_loss: float | None = None) -> tuple[dict, object]:
+    """Train one network of a ``"sim"`` task of Fig. 3 or Fig. 4; returns the result dict
+    and ``(network, task, TrainResult)`` (``None`` when the run could not start).
 
     An initial ``W0`` without a fixed point (fixed-point mode, finite N) is reported as
     ``status = "unstable_init"`` instead of raising.
+
+    Examples
+    --------
+    >>> p = {"N": 16, "g": 0.5, "seed": 0, "target": 1.0, "lr": 0.05, "epochs": 3,
+    ...      "mode": "fixed_point", "t_max": 101.0, "dt": 0.5}
+    >>> res, (net, task, run) = train_run(p)
+    >>> res["status"], res["loss"].shape, run.W.shape
+    ('ok', (3,), (16, 16))
     """
     import linrnn_theory as lt
     net = lt.init_network(N=params["N"], g=params["g"], seed=params["seed"])
@@ -99,211 +81,214 @@ def simulate(params: dict, *, stop_rel_loss: float | None = None) -> tuple[dict,
             "singular_values": run.recorded_singular_values}, (net, task, run)
 
 
-def _theory(params: dict) -> dict:
-    from linrnn_theory import theory
-    tau = params["lr"] * np.arange(params["epochs"], dtype=float)
-    g, z = params["g"], params["target"]
-    ode = theory.predict(g=g, target=z, tau=tau, method="ode", outlier=False,
-                         grad_norm=False, n_singular=2)
-    ser = theory.predict(g=g, target=z, tau=tau, method="series", order=3, outlier=False,
-                         grad_norm=False, n_singular=2)
-    return {**params, "tau": tau, "tau_tilde": ode.tau_tilde,
-            "ode_readout": ode.readout, "ode_loss": ode.loss, "ode_sv": ode.singular_values,
-            "ode_status": ode.status, "ode_message": ode.message,
-            "ode_depth": ode.params.get("depth"),
-            "series_readout": ser.readout, "series_loss": ser.loss,
-            "series_sv": ser.singular_values}
-
-
-def run_task(params: dict) -> dict:
-    """Run one task of :func:`tasks` (pure: the result depends only on ``params``).
-
-    Examples
-    --------
-    >>> from linrnn_theory.reproduce.presets import TINY
-    >>> r = run_task(tasks(TINY)[1])
-    >>> r["kind"], r["status"], r["loss"].shape
-    ('sim', 'ok', (20,))
-    """
-    if params["kind"] == "sim":
-        return simulate(params)[0]
-    if params["kind"] == "theory":
-        return _theory(params)
-    raise ValueError(f"kind must be 'sim' or 'theory', got {params['kind']!r}")
-
-
 def _pad(a: np.ndarray, n: int) -> np.ndarray:
     out = np.full((n,) + a.shape[1:], np.nan)
     out[: a.shape[0]] = a
     return out
 
 
-def collect(results: list[dict]) -> dict[str, np.ndarray]:
-    """Stack the task results into the arrays of ``data/fig3.npz`` (see module docstring)."""
-    sims = [r for r in results if r["kind"] == "sim"]
-    ths = [r for r in results if r["kind"] == "theory"]
-    gs = sorted({r["g"] for r in ths})
-    zs = sorted({r["target"] for r in ths})
-    seeds = sorted({r["seed"] for r in sims})
-    E = ths[0]["epochs"]
-    R = max(len(r["record_epochs"]) for r in sims) if sims else 0
-    G, Z, S = len(gs), len(zs), len(seeds)
-    d = {"g": np.array(gs), "targets": np.array(zs), "seeds": np.array(seeds),
-         "lr": np.zeros((G, Z)), "tau": np.zeros((G, Z, E)), "tau_tilde": np.zeros((G, Z, E)),
-         "sim_loss": np.full((G, Z, S, E), np.nan), "sim_readout": np.full((G, Z, S, E), np.nan),
-         "sim_status": np.full((G, Z, S), "", dtype="U16"),
-         "record_epochs": np.full((G, Z, R), -1, dtype=int),
-         "sim_sv": np.full((G, Z, S, R, N_SINGULAR), np.nan),
-         "ode_status": np.full((G, Z), "", dtype="U16")}
-    for key in ("ode_loss", "ode_readout", "series_loss", "series_readout"):
-        d[key] = np.zeros((G, Z, E))
-    d["ode_sv"] = np.zeros((G, Z, E, 2))
-    d["series_sv"] = np.zeros((G, Z, E, 2))
-    for r in ths:
-        i, j = gs.index(r["g"]), zs.index(r["target"])
-        d["lr"][i, j] = r["lr"]
-        d["tau"][i, j] = r["tau"]
-        d["tau_tilde"][i, j] = r["tau_tilde"]
-        for key in ("ode_loss", "ode_readout", "series_loss", "series_readout", "ode_sv",
-                    "series_sv"):
-            d[key][i, j] = r[key]
-        d["ode_status"][i, j] = r["ode_status"]
-    for r in sims:
-        i, j, k = gs.index(r["g"]), zs.index(r["target"]), seeds.index(r["seed"])
-        d["sim_loss"][i, j, k] = _pad(r["loss"], E)
-        d["sim_readout"][i, j, k] = _pad(r["readout"], E)
-        d["sim_status"][i, j, k] = r["status"]
-        n = len(r["record_epochs"])
-        if n:
-            d["record_epochs"][i, j, :n] = r["record_epochs"]
-            d["sim_sv"][i, j, k, :n] = r["singular_values"]
-    return d
+@register_figure
+class Fig3(Figure):
+    """Fig. 3 (see the module docstring): simulation against the series and the ODE.
 
+    Examples
+    --------
+    >>> from linrnn_theory.reproduce.presets import TINY
+    >>> fig = Fig3()
+    >>> ts = fig.tasks(TINY)
+    >>> sorted({t["kind"] for t in ts}), len(ts)
+    (['sim', 'theory'], 12)
+    >>> r = fig.run_task(ts[1])
+    >>> r["kind"], r["status"], r["loss"].shape
+    ('sim', 'ok', (20,))
+    """
 
-def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
-    """Draw Fig. 3 (PNG + PDF) and write ``data/fig3.npz``; returns the paths."""
-    import matplotlib.lines as mlines
-    from .._io import atomic_write_npz
-    d = collect(results)
-    outdir = Path(outdir)
-    gs, zs = list(d["g"]), list(d["targets"])
-    fig, ax = new_figure(len(zs), 2, (11.5, 4.0 * len(zs)))
-    N = next(r["N"] for r in results if r["kind"] == "sim")
-    n_seeds = len(d["seeds"])
-    for j, z in enumerate(zs):
-        a_loss, a_sv = ax[j, 0], ax[j, 1]
-        sv_max = 0.0
-        for i, g in enumerate(gs):
-            c = g_color(g, gs)
-            tt = d["tau_tilde"][i, j]
-            L0 = 0.5 * z * z
-            inside = tt < series_radius(g, z)    # the series is drawn only where it converges
-            sim_band(a_loss, tt, d["sim_loss"][i, j] / L0, c, f"sim g = {g:g}", log=True)
-            theory_line(a_loss, tt, d["ode_loss"][i, j] / L0, c, "ode")
-            theory_line(a_loss, tt[inside], d["series_loss"][i, j][inside] / L0, c, "series")
-            rec = d["record_epochs"][i, j]
-            rec = rec[rec >= 0]
-            tt_rec = tt[rec] if rec.size else rec.astype(float)
-            for q, mk in ((0, "o"), (1, "s")):
-                lab = f"sim $s_{q + 1}$, g = {g:g}"
-                sim_band(a_sv, tt_rec, d["sim_sv"][i, j, :, : rec.size, q], c, lab,
-                         marker=mk)
-                theory_line(a_sv, tt, d["ode_sv"][i, j, :, q], c, "ode")
-                theory_line(a_sv, tt[inside], d["series_sv"][i, j, :, q][inside], c, "series")
-            if rec.size:
-                sv_max = max(sv_max, float(np.nanmax(d["sim_sv"][i, j, :, : rec.size, 0])))
-        a_loss.set_yscale("log")
-        a_loss.set_ylim(1e-3, 2.0)
-        a_loss.set(xlabel=r"rescaled learning time $\beta^2\tau$", ylabel=r"loss / $L_0$",
-                   title=rf"loss, $\hat z$ = {z:g}")
-        a_sv.set_ylim(-0.02 * sv_max, 1.25 * sv_max if sv_max > 0 else 1.0)
-        a_sv.set(xlabel=r"rescaled learning time $\beta^2\tau$",
-                 ylabel=r"singular values of $\Delta W$",
-                 title=rf"top singular values $s_1$ (o), $s_2$ (s), $\hat z$ = {z:g}")
-        h, _ = a_loss.get_legend_handles_labels()
-        h += [mlines.Line2D([], [], color="k", ls="-", label="theory: reduced ODE"),
-              mlines.Line2D([], [], color="k", ls="--", label="theory: series, order 3")]
-        a_loss.legend(handles=h, fontsize=8, loc="lower left")
-        a_sv.legend(fontsize=7, loc="upper left", ncol=2)
-        for a in (a_loss, a_sv):
-            a.set_xlim(0, float(np.max(d["tau_tilde"][:, j])))
-            a.grid(alpha=0.3)
-    mode = next(r["mode"] for r in results if r["kind"] == "sim")
-    fig.suptitle(f"Fig. 3: simulation (markers, band = mean $\\pm$ sd over {n_seeds} seeds; "
-                 f"N = {N}, {mode}) vs theory (solid: reduced ODE, dashed: series order 3, "
-                 "drawn only inside its radius of convergence)",
-                 fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    paths = save_figure(fig, outdir, NAME)
-    paths.append(atomic_write_npz(outdir / "data" / f"{NAME}.npz", **d))
-    return paths
+    name = "fig3"
+    kinds = ("sim", "theory")
 
+    def tasks(self, preset) -> list[dict]:
+        """One ``"theory"`` task per (g, target), one ``"sim"`` per (g, target, seed)."""
+        p = preset.fig3
+        return self.cell_tasks(
+            p, lambda g, z: {"lr": p.lr(g, z), "epochs": p.epochs},
+            lambda g, z: {"N": p.N, "lr": p.lr(g, z), "epochs": p.epochs, "mode": p.mode,
+                          "t_max": p.t_max, "dt": p.dt, "record_every": p.record_every})
 
-def errors(results: list[dict]) -> list[dict]:
-    """Theory-vs-simulation errors per (g, target), on the mean over finished seeds:
-    ``max |z_sim - z_theory| / z_hat`` (ODE: all epochs; series: ``beta^2 tau <= 0.5``
-    and all epochs) and ``max |s1_sim - s1_ode| / z_hat`` on the recorded epochs."""
-    d = collect(results)
-    out = []
-    for i, g in enumerate(d["g"]):
-        for j, z in enumerate(d["targets"]):
-            ok = np.isin(d["sim_status"][i, j], ("ok", "converged"))
-            n_bad = int((~ok).sum())
-            row = {"g": float(g), "target": float(z), "n_ok": int(ok.sum()), "n_bad": n_bad,
-                   "ode_status": str(d["ode_status"][i, j])}
-            if ok.any():
-                zs = np.nanmean(d["sim_readout"][i, j][ok], axis=0)
+    def simulate(self, params: dict) -> dict:
+        """Train for the full number of epochs (:func:`train_run`)."""
+        return train_run(params)[0]
+
+    def theory(self, params: dict) -> dict:
+        """Reduced ODE and series (order 3) at the learning times ``lr * epoch``."""
+        from linrnn_theory import theory
+        tau = params["lr"] * np.arange(params["epochs"], dtype=float)
+        g, z = params["g"], params["target"]
+        ode = theory.predict(g=g, target=z, tau=tau, method="ode", outlier=False,
+                             grad_norm=False, n_singular=2)
+        ser = theory.predict(g=g, target=z, tau=tau, method="series", order=3,
+                             outlier=False, grad_norm=False, n_singular=2)
+        return {**params, "tau": tau, "tau_tilde": ode.tau_tilde,
+                "ode_readout": ode.readout, "ode_loss": ode.loss,
+                "ode_sv": ode.singular_values, "ode_status": ode.status,
+                "ode_message": ode.message, "ode_depth": ode.params.get("depth"),
+                "series_readout": ser.readout, "series_loss": ser.loss,
+                "series_sv": ser.singular_values}
+
+    def collect(self, results: list[dict]) -> dict[str, np.ndarray]:
+        """Stack the task results into the arrays of ``data/fig3.npz`` (see module docstring)."""
+        sims, ths = split_kinds(results)
+        gs, zs, seeds = axis(ths, "g"), axis(ths, "target"), axis(sims, "seed")
+        E = ths[0]["epochs"]
+        R = max(len(r["record_epochs"]) for r in sims) if sims else 0
+        G, Z, S = len(gs), len(zs), len(seeds)
+        d = {"g": np.array(gs), "targets": np.array(zs), "seeds": np.array(seeds),
+             "lr": np.zeros((G, Z)), "tau": np.zeros((G, Z, E)), "tau_tilde": np.zeros((G, Z, E)),
+             "sim_loss": np.full((G, Z, S, E), np.nan), "sim_readout": np.full((G, Z, S, E), np.nan),
+             "sim_status": np.full((G, Z, S), "", dtype="U16"),
+             "record_epochs": np.full((G, Z, R), -1, dtype=int),
+             "sim_sv": np.full((G, Z, S, R, N_SINGULAR), np.nan),
+             "ode_status": np.full((G, Z), "", dtype="U16")}
+        for key in ("ode_loss", "ode_readout", "series_loss", "series_readout"):
+            d[key] = np.zeros((G, Z, E))
+        d["ode_sv"] = np.zeros((G, Z, E, 2))
+        d["series_sv"] = np.zeros((G, Z, E, 2))
+        for r in ths:
+            i, j = gs.index(r["g"]), zs.index(r["target"])
+            d["lr"][i, j] = r["lr"]
+            d["tau"][i, j] = r["tau"]
+            d["tau_tilde"][i, j] = r["tau_tilde"]
+            for key in ("ode_loss", "ode_readout", "series_loss", "series_readout", "ode_sv",
+                        "series_sv"):
+                d[key][i, j] = r[key]
+            d["ode_status"][i, j] = r["ode_status"]
+        for r in sims:
+            i, j, k = gs.index(r["g"]), zs.index(r["target"]), seeds.index(r["seed"])
+            d["sim_loss"][i, j, k] = _pad(r["loss"], E)
+            d["sim_readout"][i, j, k] = _pad(r["readout"], E)
+            d["sim_status"][i, j, k] = r["status"]
+            n = len(r["record_epochs"])
+            if n:
+                d["record_epochs"][i, j, :n] = r["record_epochs"]
+                d["sim_sv"][i, j, k, :n] = r["singular_values"]
+        return d
+
+    def plot(self, results: list[dict], d: dict[str, np.ndarray]):
+        """Loss and singular values against ``beta^2 tau``, one row per target."""
+        import matplotlib.lines as mlines
+        gs, zs = list(d["g"]), list(d["targets"])
+        fig, ax = new_figure(len(zs), 2, (11.5, 4.0 * len(zs)))
+        N = next(r["N"] for r in results if r["kind"] == "sim")
+        n_seeds = len(d["seeds"])
+        for j, z in enumerate(zs):
+            a_loss, a_sv = ax[j, 0], ax[j, 1]
+            sv_max = 0.0
+            for i, g in enumerate(gs):
+                c = g_color(g, gs)
                 tt = d["tau_tilde"][i, j]
-                early = tt <= 0.5
-                row["readout_ode"] = float(np.nanmax(np.abs(zs - d["ode_readout"][i, j]))) / z
-                row["readout_series_early"] = float(
-                    np.nanmax(np.abs(zs - d["series_readout"][i, j])[early])) / z
-                row["readout_series_all"] = float(
-                    np.nanmax(np.abs(zs - d["series_readout"][i, j]))) / z
+                L0 = 0.5 * z * z
+                inside = tt < series_radius(g, z)    # the series is drawn only where it converges
+                sim_band(a_loss, tt, d["sim_loss"][i, j] / L0, c, f"sim g = {g:g}", log=True)
+                theory_line(a_loss, tt, d["ode_loss"][i, j] / L0, c, "ode")
+                theory_line(a_loss, tt[inside], d["series_loss"][i, j][inside] / L0, c, "series")
                 rec = d["record_epochs"][i, j]
                 rec = rec[rec >= 0]
-                s1 = np.nanmean(d["sim_sv"][i, j][ok][:, : rec.size, 0], axis=0)
-                row["s1_ode"] = float(np.nanmax(np.abs(s1 - d["ode_sv"][i, j, rec, 0]))) / z
-                row["final_loss_rel"] = float(np.nanmean(
-                    [r[np.isfinite(r)][-1] for r in d["sim_loss"][i, j][ok]])) / (0.5 * z * z)
-            out.append(row)
-    return out
+                tt_rec = tt[rec] if rec.size else rec.astype(float)
+                for q, mk in ((0, "o"), (1, "s")):
+                    lab = f"sim $s_{q + 1}$, g = {g:g}"
+                    sim_band(a_sv, tt_rec, d["sim_sv"][i, j, :, : rec.size, q], c, lab,
+                             marker=mk)
+                    theory_line(a_sv, tt, d["ode_sv"][i, j, :, q], c, "ode")
+                    theory_line(a_sv, tt[inside], d["series_sv"][i, j, :, q][inside], c, "series")
+                if rec.size:
+                    sv_max = max(sv_max, float(np.nanmax(d["sim_sv"][i, j, :, : rec.size, 0])))
+            a_loss.set_yscale("log")
+            a_loss.set_ylim(1e-3, 2.0)
+            a_loss.set(xlabel=r"rescaled learning time $\beta^2\tau$", ylabel=r"loss / $L_0$",
+                       title=rf"loss, $\hat z$ = {z:g}")
+            a_sv.set_ylim(-0.02 * sv_max, 1.25 * sv_max if sv_max > 0 else 1.0)
+            a_sv.set(xlabel=r"rescaled learning time $\beta^2\tau$",
+                     ylabel=r"singular values of $\Delta W$",
+                     title=rf"top singular values $s_1$ (o), $s_2$ (s), $\hat z$ = {z:g}")
+            h, _ = a_loss.get_legend_handles_labels()
+            h += [mlines.Line2D([], [], color="k", ls="-", label="theory: reduced ODE"),
+                  mlines.Line2D([], [], color="k", ls="--", label="theory: series, order 3")]
+            a_loss.legend(handles=h, fontsize=8, loc="lower left")
+            a_sv.legend(fontsize=7, loc="upper left", ncol=2)
+            for a in (a_loss, a_sv):
+                a.set_xlim(0, float(np.max(d["tau_tilde"][:, j])))
+                a.grid(alpha=0.3)
+        mode = next(r["mode"] for r in results if r["kind"] == "sim")
+        fig.suptitle(f"Fig. 3: simulation (markers, band = mean $\\pm$ sd over {n_seeds} seeds; "
+                     f"N = {N}, {mode}) vs theory (solid: reduced ODE, dashed: series order 3, "
+                     "drawn only inside its radius of convergence)",
+                     fontsize=11)
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        return fig
 
+    def errors(self, results: list[dict]) -> list[dict]:
+        """Theory-vs-simulation errors per (g, target), on the mean over finished seeds:
+        ``max |z_sim - z_theory| / z_hat`` (ODE: all epochs; series: ``beta^2 tau <= 0.5``
+        and all epochs) and ``max |s1_sim - s1_ode| / z_hat`` on the recorded epochs."""
+        d = self.collect(results)
+        out = []
+        for i, g in enumerate(d["g"]):
+            for j, z in enumerate(d["targets"]):
+                ok = np.isin(d["sim_status"][i, j], ("ok", "converged"))
+                n_bad = int((~ok).sum())
+                row = {"g": float(g), "target": float(z), "n_ok": int(ok.sum()), "n_bad": n_bad,
+                       "ode_status": str(d["ode_status"][i, j])}
+                if ok.any():
+                    zs = np.nanmean(d["sim_readout"][i, j][ok], axis=0)
+                    tt = d["tau_tilde"][i, j]
+                    early = tt <= 0.5
+                    row["readout_ode"] = float(np.nanmax(np.abs(zs - d["ode_readout"][i, j]))) / z
+                    row["readout_series_early"] = float(
+                        np.nanmax(np.abs(zs - d["series_readout"][i, j])[early])) / z
+                    row["readout_series_all"] = float(
+                        np.nanmax(np.abs(zs - d["series_readout"][i, j]))) / z
+                    rec = d["record_epochs"][i, j]
+                    rec = rec[rec >= 0]
+                    s1 = np.nanmean(d["sim_sv"][i, j][ok][:, : rec.size, 0], axis=0)
+                    row["s1_ode"] = float(np.nanmax(np.abs(s1 - d["ode_sv"][i, j, rec, 0]))) / z
+                    row["final_loss_rel"] = float(np.nanmean(
+                        [r[np.isfinite(r)][-1] for r in d["sim_loss"][i, j][ok]])) / (0.5 * z * z)
+                out.append(row)
+        return out
 
-def report(results: list[dict]) -> str:
-    """Markdown section of Fig. 3 with the measured errors and parameters."""
-    sims = [r for r in results if r["kind"] == "sim"]
-    s0 = sims[0]
-    rows = []
-    for e in errors(results):
-        rows.append([fmt(e["g"], "g"), fmt(e["target"], "g"), f"{e['n_ok']} ({e['n_bad']})",
-                     fmt(e.get("readout_ode")), fmt(e.get("readout_series_early")),
-                     fmt(e.get("readout_series_all")), fmt(e.get("s1_ode")),
-                     fmt(e.get("final_loss_rel")), e["ode_status"]])
-    lrs = sorted({(r["g"], r["target"], r["lr"]) for r in sims})
-    n = s0["N"]
-    lines = [
-        "## Fig. 3: loss and singular values over the rescaled time",
-        "",
-        f"Parameters: N = {n}, mode = {s0['mode']} (t_max = {s0['t_max']:g}, dt = "
-        f"{s0['dt']:g}), {s0['epochs']} epochs, seeds {sorted({r['seed'] for r in sims})}, "
-        "lr = lr0 (1 - g^2)^2: " + ", ".join(f"g={g:g}, z={z:g}: {lr:.4g}" for g, z, lr in lrs)
-        + ". Theory: reduced ODE (large N, fixed-point limit) and series to order 3 in "
-        "beta^2 tau.",
-        "",
-        "Errors of the seed-mean simulation against theory, divided by the target "
-        f"(finite-size fluctuations are O(N^-1/2) = {n ** -0.5:.3f}):",
-        "",
-        md_table(["g", "target", "runs ok (failed)", "max abs(z - ODE)/z",
-                  "max abs(z - series)/z, beta^2 tau <= 0.5", "max abs(z - series)/z, all",
-                  "max abs(s1 - ODE)/z", "final loss/L0", "ODE status"], rows),
-        "",
-        "The series is a Taylor expansion in beta^2 tau: it is accurate early and departs "
-        "once beta^2 tau approaches 1 (its error over all epochs is large by construction).",
-    ]
-    bad = [r for r in sims if r["status"] not in ("ok", "converged")]
-    if bad:
-        lines += ["", f"{len(bad)} run(s) excluded from the means: " + "; ".join(
-            f"g={r['g']:g}, z={r['target']:g}, seed {r['seed']}: {r['status']} "
-            f"({r['message']})" for r in bad)]
-    return "\n".join(lines)
+    def report(self, results: list[dict]) -> str:
+        """Markdown section of Fig. 3 with the measured errors and parameters."""
+        sims = [r for r in results if r["kind"] == "sim"]
+        s0 = sims[0]
+        rows = []
+        for e in self.errors(results):
+            rows.append([fmt(e["g"], "g"), fmt(e["target"], "g"), f"{e['n_ok']} ({e['n_bad']})",
+                         fmt(e.get("readout_ode")), fmt(e.get("readout_series_early")),
+                         fmt(e.get("readout_series_all")), fmt(e.get("s1_ode")),
+                         fmt(e.get("final_loss_rel")), e["ode_status"]])
+        lrs = sorted({(r["g"], r["target"], r["lr"]) for r in sims})
+        n = s0["N"]
+        lines = [
+            "## Fig. 3: loss and singular values over the rescaled time",
+            "",
+            f"Parameters: N = {n}, mode = {s0['mode']} (t_max = {s0['t_max']:g}, dt = "
+            f"{s0['dt']:g}), {s0['epochs']} epochs, seeds {sorted({r['seed'] for r in sims})}, "
+            "lr = lr0 (1 - g^2)^2: " + ", ".join(f"g={g:g}, z={z:g}: {lr:.4g}" for g, z, lr in lrs)
+            + ". Theory: reduced ODE (large N, fixed-point limit) and series to order 3 in "
+            "beta^2 tau.",
+            "",
+            "Errors of the seed-mean simulation against theory, divided by the target "
+            f"(finite-size fluctuations are O(N^-1/2) = {n ** -0.5:.3f}):",
+            "",
+            md_table(["g", "target", "runs ok (failed)", "max abs(z - ODE)/z",
+                      "max abs(z - series)/z, beta^2 tau <= 0.5", "max abs(z - series)/z, all",
+                      "max abs(s1 - ODE)/z", "final loss/L0", "ODE status"], rows),
+            "",
+            "The series is a Taylor expansion in beta^2 tau: it is accurate early and departs "
+            "once beta^2 tau approaches 1 (its error over all epochs is large by construction).",
+        ]
+        bad = [r for r in sims if r["status"] not in ("ok", "converged")]
+        if bad:
+            lines += ["", f"{len(bad)} run(s) excluded from the means: " + "; ".join(
+                f"g={r['g']:g}, z={r['target']:g}, seed {r['seed']}: {r['status']} "
+                f"({r['message']})" for r in bad)]
+        return "\n".join(lines)

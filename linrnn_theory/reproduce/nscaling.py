@@ -34,41 +34,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .plotting import g_color, new_figure, save_figure
+from .figure import Figure, register_figure
+from .plotting import g_color, new_figure
 from .report import fmt, md_table, mean_sd
 
-__all__ = ["tasks", "run_task", "make_figure", "report", "loglog_slope",
-           "count_large", "summarise", "read_csv", "CSV_COLUMNS"]
-
-NAME = "nscaling"
+__all__ = ["NScaling", "loglog_slope", "count_large", "summarise", "read_csv",
+           "CSV_COLUMNS"]
 
 #: Columns of ``data/nscaling.csv`` (one row per run).
 CSV_COLUMNS = ("task", "g", "N", "seed", "status", "epochs", "lr", "delta_fro", "sv_max",
                "n_large_sv", "sv_threshold", "initial_loss", "trained_loss", "wall_time_s")
-
-
-def tasks(preset) -> list[dict]:
-    """One ``"sim"`` task per (task, g, N, seed) of ``preset.nscaling``.
-
-    Examples
-    --------
-    >>> from linrnn_theory.reproduce.presets import TINY
-    >>> [(t["task"], t["N"], t["lr"]) for t in tasks(TINY)][:2]
-    [('romo', 8, 0.00625), ('romo', 16, 0.003125)]
-    """
-    p = preset.nscaling
-    epochs = dict(p.epochs)
-    out = []
-    for task in p.tasks:
-        for g in p.g_values:
-            for N in p.N_values:
-                for s in p.seeds:
-                    out.append({"figure": NAME, "kind": "sim", "task": task, "g": float(g),
-                                "N": int(N), "seed": int(s), "epochs": int(epochs[task]),
-                                "batch": p.batch, "lr": p.lr_scale / N,
-                                "n_test": p.n_test, "test_every": p.test_every,
-                                "records": p.records, "sv_threshold": p.sv_threshold})
-    return out
 
 
 def count_large(sv: Sequence[float], threshold: float) -> int:
@@ -114,31 +89,6 @@ def loglog_slope(N: Sequence[float], y: Sequence[float]) -> float:
     if np.unique(x[ok]).size < 2:
         return float("nan")
     return float(np.polyfit(np.log(x[ok]), np.log(v[ok]), 1)[0])
-
-
-def run_task(params: dict) -> dict:
-    """Train one network (:func:`~linrnn_theory.nonlinear.experiment.run_nonlinear`) and
-    keep what this figure uses: ``|Delta W|_F`` along training, all singular values of
-    ``Delta W`` after training, their count above ``sv_threshold`` times the largest, the
-    initial and trained test losses, ``status``, ``message`` and the wall time."""
-    from ..nonlinear.experiment import run_nonlinear
-    N, epochs = params["N"], params["epochs"]
-    r = run_nonlinear(params["task"], params["g"], params["seed"], N=N, epochs=epochs,
-                      batch=params["batch"], lr=params["lr"], n_test=params["n_test"],
-                      test_every=params["test_every"],
-                      record_every=max(1, epochs // params["records"]), n_sv=N,
-                      n_shuffles=1, max_rank=0).as_record()
-    sv = np.asarray(r["sv_delta"][-1], dtype=float)
-    return {**{k: params[k] for k in ("task", "g", "N", "seed", "epochs", "lr",
-                                       "sv_threshold")},
-            "figure": NAME, "kind": "sim", "status": r["status"], "message": r["message"],
-            "record_epochs": np.asarray(r["record_epochs"]),
-            "delta_fro_curve": np.asarray(r["delta_fro"], dtype=float),
-            "delta_fro": float(r["delta_fro"][-1]), "sv_final": sv,
-            "sv_max": float(sv.max()) if sv.size else float("nan"),
-            "n_large_sv": count_large(sv, params["sv_threshold"]),
-            "initial_loss": float(r["initial_loss"]), "trained_loss": float(r["trained_loss"]),
-            "wall_time_s": float(r["wall_time_s"])}
 
 
 def _sorted(results: list[dict]) -> list[dict]:
@@ -207,79 +157,129 @@ def summarise(results: list[dict]) -> list[dict]:
     return out
 
 
-def make_figure(results: list[dict], outdir: str | os.PathLike) -> list[Path]:
-    """Draw ``nscaling.png/.pdf`` (per task: ``|Delta W|_F``, the count of large singular
-    values and the trained / initial loss against N, one line per g) and write
-    ``data/nscaling.csv`` and ``data/nscaling.npz``."""
-    from .._io import atomic_write_npz, atomic_write_text
-    outdir = Path(outdir)
-    results = _sorted(results)
-    summary = summarise(results)
-    task_names = sorted({s["task"] for s in summary})
-    g_values = sorted({s["g"] for s in summary})
-    thr = results[0]["sv_threshold"] if results else float("nan")
-    fig, ax = new_figure(3, len(task_names), (3.6 * len(task_names), 8.4))
-    for j, task in enumerate(task_names):
-        for s in (s for s in summary if s["task"] == task):
-            c = g_color(s["g"], g_values)
-            lab = f"g = {s['g']:g} (slope {fmt(s['slope'], '.2f')})"
-            ax[0, j].plot(s["N"], s["delta_fro"], "o-", color=c, label=lab)
-            ax[1, j].plot(s["N"], s["n_large"], "o-", color=c, label=f"g = {s['g']:g}")
-            ax[2, j].plot(s["N"], s["loss_ratio"], "o-", color=c, label=f"g = {s['g']:g}")
-            for r in results:
-                if r["task"] == task and r["g"] == s["g"] and r["status"] == "ok":
-                    ax[0, j].plot(r["N"], r["delta_fro"], ".", color=c, alpha=0.4)
-                    ax[1, j].plot(r["N"], r["n_large_sv"], ".", color=c, alpha=0.4)
-        ax[0, j].set_title(task)
-        ax[0, j].set_ylabel(r"$\|\Delta W\|_F$")
-        ax[1, j].set_ylabel(f"# singular values > {thr:g} max")
-        ax[2, j].set_ylabel("trained / initial test loss")
-        ax[2, j].set_yscale("log")
-        for i in range(3):
-            ax[i, j].set_xscale("log", base=2)
-            ax[i, j].set_xlabel("N")
-        ax[0, j].set_yscale("log")
-        ax[0, j].legend(fontsize=7)
-    fig.suptitle(r"Scaling of $\Delta W$ with N (Adam, lr = c/N, all weights trained)")
-    fig.tight_layout()
-    paths = save_figure(fig, outdir, NAME)
-    d = {c: np.array([r[c] for r in results]) for c in CSV_COLUMNS}
-    for i, r in enumerate(results):
-        d[f"run{i}_record_epochs"] = r["record_epochs"]
-        d[f"run{i}_delta_fro"] = r["delta_fro_curve"]
-        d[f"run{i}_sv_final"] = r["sv_final"]
-    paths.append(atomic_write_npz(outdir / "data" / f"{NAME}.npz", **d))
-    paths.append(atomic_write_text(outdir / "data" / f"{NAME}.csv", _csv(results)))
-    return paths
+@register_figure
+class NScaling(Figure):
+    """Scaling of ``Delta W`` with N in the tanh-RNN tasks (run only when named).
 
+    Examples
+    --------
+    >>> from linrnn_theory.reproduce.presets import TINY
+    >>> [(t["task"], t["N"], t["lr"]) for t in NScaling().tasks(TINY)][:2]
+    [('romo', 8, 0.00625), ('romo', 16, 0.003125)]
+    """
 
-def report(results: list[dict]) -> str:
-    """Markdown section: per (task, g) the slope of ``log |Delta W|_F`` against ``log N``,
-    and ``|Delta W|_F``, the count of large singular values and the trained / initial loss
-    at each N (means over seeds)."""
-    results = _sorted(results)
-    summary = summarise(results)
-    thr = results[0]["sv_threshold"] if results else float("nan")
-    Ns = sorted({r["N"] for r in results})
-    rows = []
-    for s in summary:
-        at = dict(zip(s["N"], zip(s["delta_fro"], s["n_large"], s["loss_ratio"])))
-        rows.append([s["task"], f"{s['g']:g}", fmt(s["slope"], ".2f")]
-                    + [" / ".join((fmt(at[n][0], ".2f"), fmt(at[n][1], ".3g"),
-                                   fmt(at[n][2], ".2g"))) if n in at else "--" for n in Ns])
-    text = ["## Scaling of Delta W with N\n",
-            f"{len(results)} runs; Adam at lr = c / N, all of W_in, W, W_out trained. Cells: "
-            f"|Delta W|_F / number of singular values of Delta W above {thr:g} of the "
-            "largest / trained over initial test loss (means over seeds). Slope: least "
-            "squares of log |Delta W|_F against log N (0: independent of N, 1: a dense "
-            "update of fixed entry size).\n",
-            md_table(["task", "g", "slope"] + [f"N = {n}" for n in Ns], rows)]
-    slopes = [s["slope"] for s in summary if np.isfinite(s["slope"])]
-    if slopes:
-        text.append(f"\nSlopes range from {min(slopes):.2f} to {max(slopes):.2f}.")
-    bad = [r for r in results if r["status"] != "ok"]
-    if bad:
-        text.append("\nNot ok (left out of the means): "
-                    + "; ".join(f"{r['task']} g = {r['g']:g} N = {r['N']} seed {r['seed']}: "
-                                f"{r['message']}" for r in bad))
-    return "\n".join(text) + "\n"
+    name = "nscaling"
+    default = False
+    columns = CSV_COLUMNS
+    run_arrays = {"record_epochs": "record_epochs", "delta_fro": "delta_fro_curve",
+                  "sv_final": "sv_final"}
+
+    def tasks(self, preset) -> list[dict]:
+        """One ``"sim"`` task per (task, g, N, seed) of ``preset.nscaling``."""
+        p = preset.nscaling
+        epochs = dict(p.epochs)
+        return [self.task("sim", task=task, g=float(g), N=int(N), seed=int(s),
+                          epochs=int(epochs[task]), batch=p.batch, lr=p.lr_scale / N,
+                          n_test=p.n_test, test_every=p.test_every, records=p.records,
+                          sv_threshold=p.sv_threshold)
+                for task in p.tasks for g in p.g_values for N in p.N_values for s in p.seeds]
+
+    def simulate(self, params: dict) -> dict:
+        """Train one network (:func:`~linrnn_theory.nonlinear.experiment.run_nonlinear`)
+        and keep what this figure uses: ``|Delta W|_F`` along training, all singular values
+        of ``Delta W`` after training, their count above ``sv_threshold`` times the
+        largest, the initial and trained test losses, ``status``, ``message`` and the wall
+        time."""
+        from ..nonlinear.experiment import run_nonlinear
+        N, epochs = params["N"], params["epochs"]
+        r = run_nonlinear(params["task"], params["g"], params["seed"], N=N, epochs=epochs,
+                          batch=params["batch"], lr=params["lr"], n_test=params["n_test"],
+                          test_every=params["test_every"],
+                          record_every=max(1, epochs // params["records"]), n_sv=N,
+                          n_shuffles=1, max_rank=0).as_record()
+        sv = np.asarray(r["sv_delta"][-1], dtype=float)
+        return {**{k: params[k] for k in ("task", "g", "N", "seed", "epochs", "lr",
+                                           "sv_threshold")},
+                "figure": self.name, "kind": "sim", "status": r["status"],
+                "message": r["message"],
+                "record_epochs": np.asarray(r["record_epochs"]),
+                "delta_fro_curve": np.asarray(r["delta_fro"], dtype=float),
+                "delta_fro": float(r["delta_fro"][-1]), "sv_final": sv,
+                "sv_max": float(sv.max()) if sv.size else float("nan"),
+                "n_large_sv": count_large(sv, params["sv_threshold"]),
+                "initial_loss": float(r["initial_loss"]),
+                "trained_loss": float(r["trained_loss"]),
+                "wall_time_s": float(r["wall_time_s"])}
+
+    def figure(self, results: list[dict], outdir: str | os.PathLike) -> list[Path]:
+        """``nscaling.png/.pdf``, ``data/nscaling.npz`` and ``data/nscaling.csv``, the runs
+        sorted by (task, g, N, seed)."""
+        return super().figure(_sorted(results), outdir)
+
+    def tables(self, results: list[dict], data: dict[str, np.ndarray]) -> dict[str, str]:
+        """``nscaling.csv``: one row per run (:data:`CSV_COLUMNS`)."""
+        return {"nscaling.csv": _csv(results)}
+
+    def plot(self, results: list[dict], data: dict[str, np.ndarray]):
+        """Per task: ``|Delta W|_F``, the count of large singular values and the trained /
+        initial loss against N, one line per g."""
+        summary = summarise(results)
+        task_names = sorted({s["task"] for s in summary})
+        g_values = sorted({s["g"] for s in summary})
+        thr = results[0]["sv_threshold"] if results else float("nan")
+        fig, ax = new_figure(3, len(task_names), (3.6 * len(task_names), 8.4))
+        for j, task in enumerate(task_names):
+            for s in (s for s in summary if s["task"] == task):
+                c = g_color(s["g"], g_values)
+                lab = f"g = {s['g']:g} (slope {fmt(s['slope'], '.2f')})"
+                ax[0, j].plot(s["N"], s["delta_fro"], "o-", color=c, label=lab)
+                ax[1, j].plot(s["N"], s["n_large"], "o-", color=c, label=f"g = {s['g']:g}")
+                ax[2, j].plot(s["N"], s["loss_ratio"], "o-", color=c, label=f"g = {s['g']:g}")
+                for r in results:
+                    if r["task"] == task and r["g"] == s["g"] and r["status"] == "ok":
+                        ax[0, j].plot(r["N"], r["delta_fro"], ".", color=c, alpha=0.4)
+                        ax[1, j].plot(r["N"], r["n_large_sv"], ".", color=c, alpha=0.4)
+            ax[0, j].set_title(task)
+            ax[0, j].set_ylabel(r"$\|\Delta W\|_F$")
+            ax[1, j].set_ylabel(f"# singular values > {thr:g} max")
+            ax[2, j].set_ylabel("trained / initial test loss")
+            ax[2, j].set_yscale("log")
+            for i in range(3):
+                ax[i, j].set_xscale("log", base=2)
+                ax[i, j].set_xlabel("N")
+            ax[0, j].set_yscale("log")
+            ax[0, j].legend(fontsize=7)
+        fig.suptitle(r"Scaling of $\Delta W$ with N (Adam, lr = c/N, all weights trained)")
+        fig.tight_layout()
+        return fig
+
+    def report(self, results: list[dict]) -> str:
+        """Markdown section: per (task, g) the slope of ``log |Delta W|_F`` against ``log N``,
+        and ``|Delta W|_F``, the count of large singular values and the trained / initial loss
+        at each N (means over seeds)."""
+        results = _sorted(results)
+        summary = summarise(results)
+        thr = results[0]["sv_threshold"] if results else float("nan")
+        Ns = sorted({r["N"] for r in results})
+        rows = []
+        for s in summary:
+            at = dict(zip(s["N"], zip(s["delta_fro"], s["n_large"], s["loss_ratio"])))
+            rows.append([s["task"], f"{s['g']:g}", fmt(s["slope"], ".2f")]
+                        + [" / ".join((fmt(at[n][0], ".2f"), fmt(at[n][1], ".3g"),
+                                       fmt(at[n][2], ".2g"))) if n in at else "--" for n in Ns])
+        text = ["## Scaling of Delta W with N\n",
+                f"{len(results)} runs; Adam at lr = c / N, all of W_in, W, W_out trained. Cells: "
+                f"|Delta W|_F / number of singular values of Delta W above {thr:g} of the "
+                "largest / trained over initial test loss (means over seeds). Slope: least "
+                "squares of log |Delta W|_F against log N (0: independent of N, 1: a dense "
+                "update of fixed entry size).\n",
+                md_table(["task", "g", "slope"] + [f"N = {n}" for n in Ns], rows)]
+        slopes = [s["slope"] for s in summary if np.isfinite(s["slope"])]
+        if slopes:
+            text.append(f"\nSlopes range from {min(slopes):.2f} to {max(slopes):.2f}.")
+        bad = [r for r in results if r["status"] != "ok"]
+        if bad:
+            text.append("\nNot ok (left out of the means): "
+                        + "; ".join(f"{r['task']} g = {r['g']:g} N = {r['N']} "
+                                    f"seed {r['seed']}: {r['message']}" for r in bad))
+        return "\n".join(text) + "\n"
