@@ -2,7 +2,9 @@
 
 :func:`train` returns a :class:`TrainResult` whose field names (``tau``, ``loss``,
 ``readout``, ``singular_values`` ...) match those of :class:`linrnn_theory.theory.Prediction`,
-so simulation and theory can be put side by side without glue code.
+so simulation and theory can be put side by side without glue code. Given a sequence of
+networks it trains them together (one loop over epochs, the engines' batched kernels) and
+returns one result per network, each the one that network gets alone.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, overload
 
 import numpy as np
 
 from ._checks import check_int, check_positive
 from ._checks import check_type as _check_type
 from .network import Network
-from .simulation.engine import MODES, make_engine, normalise_mode
+from .simulation.engine import MODES, Engine, make_engine, normalise_mode
 from .task import Task
 from .trajectory import N_SINGULAR, LearningTrajectory, Status
 
@@ -114,20 +117,36 @@ class TrainResult(LearningTrajectory):
         return atomic_write_text(path, self.to_json(include_weights))
 
 
-def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", *,
-          engine: str | None = None, n_singular: int = N_SINGULAR, record_every: int = 1,
+@overload
+def train(net: Network, task: Task | Sequence[Task], lr: float, epochs: int,
+          mode: str = ..., **kwargs: Any) -> TrainResult: ...
+
+
+@overload
+def train(net: Sequence[Network], task: Task | Sequence[Task], lr: float, epochs: int,
+          mode: str = ..., **kwargs: Any) -> list[TrainResult]: ...
+
+
+def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: float,
+          epochs: int, mode: str = "bptt", *, engine: str | None = None,
+          n_singular: int = N_SINGULAR, record_every: int = 1,
           record_eigenvalues: bool = False, stop_rel_loss: float | None = None,
           conv_rel: float = 0.05, stability_check: str = "det", diverge_factor: float = 1e6,
-          progress: bool = False) -> TrainResult:
-    """Train ``W`` by plain gradient descent on a task.
+          progress: bool = False) -> TrainResult | list[TrainResult]:
+    """Train ``W`` by plain gradient descent on a task; one network or several at once.
 
     Parameters
     ----------
-    net : Network
-    task : Task
+    net : Network or sequence of Network
+        One network, or several of the same ``N``: they are trained together (stacked
+        on a leading axis by the fast engines, one after the other by the dense one) and
+        each gets the result it would get alone.
+    task : Task or sequence of Task
         :class:`~linrnn_theory.FixedPointTask` (the paper's linear task),
         :class:`~linrnn_theory.CosineTask` (the autonomous cosine; bptt mode only), or any
-        :class:`~linrnn_theory.task.Task`.
+        :class:`~linrnn_theory.task.Task`. With several networks: one task for all, or one
+        per network, all of one kind and time grid (``target`` and ``input_amp`` may
+        differ).
     lr : float
         Learning rate (> 0). The learning time after ``e`` epochs is ``tau = lr * e``.
     epochs : int
@@ -163,12 +182,15 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
 
     Returns
     -------
-    TrainResult
+    TrainResult, or list of TrainResult
+        A list (one result per network, in order) when ``net`` is a sequence. A network
+        that diverges or converges stops there; the others go on.
 
     Raises
     ------
     ValueError
-        For invalid arguments, or an unstable ``W0`` in fixed-point mode.
+        For invalid arguments, networks of different ``N``, tasks of different kinds or
+        time grids, or an unstable ``W0`` in fixed-point mode.
 
     Examples
     --------
@@ -181,6 +203,14 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
     >>> bool(run.loss[-1] < run.loss[0])
     True
 
+    Several networks in one call, each as if trained alone:
+
+    >>> nets = [lt.init_network(N=64, g=0.6, seed=s) for s in range(3)]
+    >>> runs = lt.train(nets, lt.FixedPointTask(target=1.0), lr=0.009 * (1 - 0.36) ** 2,
+    ...                 epochs=20, mode="fixed_point")
+    >>> len(runs), bool(np.array_equal(runs[0].loss, run.loss))
+    (3, True)
+
     The autonomous cosine (the paper's set-up: ``x_0 = m``, ``w = m / N``, no input):
 
     >>> import numpy as np
@@ -190,9 +220,9 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
     >>> run.params["engine"], run.loss.shape, bool(run.loss[-1] < run.loss[0])
     ('dense', (5,), True)
     """
-    _check_type("net", net, Network)
-    _check_type("task", task, Task)
-    task.check_trainable()
+    one = isinstance(net, Network)
+    nets = _networks(net)
+    tasks = _tasks(task, len(nets))
     lr = check_positive("lr", lr)
     epochs = check_int("epochs", epochs, minimum=1)
     n_singular = check_int("n_singular", n_singular, minimum=1)
@@ -204,61 +234,167 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
         stop_rel_loss = check_positive("stop_rel_loss", stop_rel_loss)
     conv_rel = check_positive("conv_rel", conv_rel)
     diverge_factor = check_positive("diverge_factor", diverge_factor)
-    eng = make_engine(net, task, mode, engine)
+    engines = []
+    for i, (n, t) in enumerate(zip(nets, tasks)):
+        try:
+            engines.append(make_engine(n, t, mode, engine))
+        except ValueError as exc:
+            if one:
+                raise
+            raise type(exc)(f"network {i}: {exc}") from None
 
-    loss = np.empty(epochs)
-    readout = np.empty(epochs)
-    gnorm = np.empty(epochs)
-    rec_epochs: list[int] = []
-    sv = np.full((epochs, n_singular), np.nan)
-    rec_eig: list[np.ndarray] = []
-    status, message, stop = Status.OK, f"ran all {epochs} epochs", epochs
-    notes = list(eng.notes)
-    loss_cap = None
+    B = len(engines)
+    loss = np.empty((B, epochs))
+    readout = np.empty((B, epochs))
+    gnorm = np.empty((B, epochs))
+    sv = np.full((B, epochs, n_singular), np.nan)
+    rec_epochs: list[list[int]] = [[] for _ in range(B)]
+    rec_eig: list[list[np.ndarray]] = [[] for _ in range(B)]
+    status = [Status.OK] * B
+    message = [f"ran all {epochs} epochs"] * B
+    stop = [epochs] * B
+    loss_cap = [math.nan] * B
+    L0 = [t.L0 for t in tasks]
 
     iterator = range(epochs)
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc=f"train {mode} N={net.N}", unit="epoch", leave=False)
-    L0 = task.L0
+        desc = f"train {mode} N={nets[0].N}" + (f" x{B}" if B > 1 else "")
+        iterator = tqdm(iterator, desc=desc, unit="epoch", leave=False)
 
+    active = list(range(B))
     for ep in iterator:
-        L, z = eng.evaluate()
-        if loss_cap is None:
-            loss_cap = diverge_factor * max(L0, L, 1e-300)
-        if not (math.isfinite(L) and math.isfinite(z)) or L > loss_cap:
-            status, stop = Status.DIVERGED, ep
-            message = (f"loss became {'non-finite' if not math.isfinite(L) else f'{L:.3g}'} at "
-                       f"epoch {ep} (limit {loss_cap:.3g})")
+        if not active:
             break
-        loss[ep], readout[ep], gnorm[ep] = L, z, eng.grad_norm()
-        if ep % record_every == 0:
-            rec_epochs.append(ep)
-            sv[ep] = eng.singular_values(n_singular)
-            if record_eigenvalues:
-                rec_eig.append(np.linalg.eigvals(eng.weights()))
-        if stop_rel_loss is not None and L < stop_rel_loss * L0:
-            status, stop = Status.CONVERGED, ep + 1
-            message = f"loss {L:.3g} < {stop_rel_loss} L0 at epoch {ep}"
-            break
-        eng.step(lr)
-        if mode == "fixed_point":
-            bad = eng.unstable()
-            if not bad and stability_check == "eig":
-                bad = bool(np.max(np.linalg.eigvals(eng.weights()).real) >= 1.0)
-            if bad:
-                status, stop = Status.DIVERGED, ep + 1
-                message = (f"an eigenvalue of W reached Re(lambda) >= 1 after the update of "
-                           f"epoch {ep} (fixed point lost)")
-                break
+        Ls, zs = _evaluate(engines, active)
+        going = []
+        for L, z, b in zip(Ls.tolist(), zs.tolist(), active):
+            eng = engines[b]
+            if ep == 0:
+                loss_cap[b] = diverge_factor * max(L0[b], L, 1e-300)
+            if not (math.isfinite(L) and math.isfinite(z)) or L > loss_cap[b]:
+                status[b], stop[b] = Status.DIVERGED, ep
+                message[b] = (f"loss became {'non-finite' if not math.isfinite(L) else f'{L:.3g}'}"
+                              f" at epoch {ep} (limit {loss_cap[b]:.3g})")
+                continue
+            loss[b, ep], readout[b, ep], gnorm[b, ep] = L, z, eng.grad_norm()
+            if ep % record_every == 0:
+                rec_epochs[b].append(ep)
+                sv[b, ep] = eng.singular_values(n_singular)
+                if record_eigenvalues:
+                    rec_eig[b].append(np.linalg.eigvals(eng.weights()))
+            if stop_rel_loss is not None and L < stop_rel_loss * L0[b]:
+                status[b], stop[b] = Status.CONVERGED, ep + 1
+                message[b] = f"loss {L:.3g} < {stop_rel_loss} L0 at epoch {ep}"
+                continue
+            going.append(b)
+        for cls, members in _groups(engines, going):
+            cls.step_batch([engines[b] for b in members], lr)
+        if mode == "fixed_point" and going:
+            bad = _unstable(engines, going)
+            for b, lost in zip(going, bad.tolist()):
+                if not lost and stability_check == "eig":
+                    lost = bool(np.max(np.linalg.eigvals(engines[b].weights()).real) >= 1.0)
+                if lost:
+                    status[b], stop[b] = Status.DIVERGED, ep + 1
+                    message[b] = (f"an eigenvalue of W reached Re(lambda) >= 1 after the "
+                                  f"update of epoch {ep} (fixed point lost)")
+            going = [b for b, lost in zip(going, bad.tolist()) if status[b] == Status.OK]
+        active = going
 
+    results = [_result(engines[b], tasks[b], lr, epochs, mode, conv_rel, loss[b], readout[b],
+                       gnorm[b], sv[b], rec_epochs[b],
+                       rec_eig[b] if record_eigenvalues else None, status[b], message[b],
+                       stop[b]) for b in range(B)]
+    return results[0] if one else results
+
+
+def _networks(net: Network | Sequence[Network]) -> list[Network]:
+    """The networks of a call of :func:`train` (one, or a non-empty sequence of one N)."""
+    if isinstance(net, Network):
+        return [net]
+    if isinstance(net, (str, bytes)) or not isinstance(net, Sequence):
+        _check_type("net", net, Network)
+    nets = list(net)
+    if not nets:
+        raise ValueError("net: need at least one network")
+    for i, n in enumerate(nets):
+        _check_type(f"net[{i}]", n, Network)
+    sizes = sorted({n.N for n in nets})
+    if len(sizes) > 1:
+        raise ValueError(f"networks of different N cannot be trained in one batch (N = "
+                         f"{', '.join(map(str, sizes))}); call train once per N")
+    return nets
+
+
+def _tasks(task: Task | Sequence[Task], n: int) -> list[Task]:
+    """One task per network: the same for all, or a sequence of one kind and time grid."""
+    if isinstance(task, Task):
+        tasks = [task] * n
+    else:
+        if isinstance(task, (str, bytes)) or not isinstance(task, Sequence):
+            _check_type("task", task, Task)
+        tasks = list(task)
+        if len(tasks) != n:
+            raise ValueError(f"task: got {len(tasks)} tasks for {n} networks")
+        for i, t in enumerate(tasks):
+            _check_type(f"task[{i}]", t, Task)
+        shapes = [{k: v for k, v in t.describe().items() if k not in ("target", "input_amp")}
+                  for t in tasks]
+        for i, sh in enumerate(shapes[1:], 1):
+            if sh != shapes[0]:
+                raise ValueError(f"task[{i}] differs from task[0] in more than target and "
+                                 f"input_amp ({sh} vs {shapes[0]}); networks trained in one "
+                                 "batch need one kind of task on one time grid")
+    for t in tasks:
+        t.check_trainable()
+    return tasks
+
+
+def _groups(engines: list[Engine], members: list[int]) -> list[tuple[type, list[int]]]:
+    """Indices of ``members`` grouped by engine class and batch key, in order."""
+    out: dict[tuple, list[int]] = {}
+    for b in members:
+        out.setdefault((type(engines[b]), engines[b].batch_key()), []).append(b)
+    return [(key[0], idx) for key, idx in out.items()]
+
+
+def _evaluate(engines: list[Engine], members: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and readout of ``members`` (in that order), one batched call per group."""
+    L = np.empty(len(members))
+    z = np.empty(len(members))
+    where = {b: i for i, b in enumerate(members)}
+    for cls, idx in _groups(engines, members):
+        Lg, zg = cls.evaluate_batch([engines[b] for b in idx])
+        pos = [where[b] for b in idx]
+        L[pos], z[pos] = Lg, zg
+    return L, z
+
+
+def _unstable(engines: list[Engine], members: list[int]) -> np.ndarray:
+    """:meth:`Engine.unstable` of ``members`` (in that order), batched per group."""
+    out = np.zeros(len(members), dtype=bool)
+    where = {b: i for i, b in enumerate(members)}
+    for cls, idx in _groups(engines, members):
+        out[[where[b] for b in idx]] = cls.unstable_batch([engines[b] for b in idx])
+    return out
+
+
+def _result(eng: Engine, task: Task, lr: float, epochs: int, mode: str, conv_rel: float,
+            loss: np.ndarray, readout: np.ndarray, gnorm: np.ndarray, sv: np.ndarray,
+            rec_epochs: list[int], rec_eig: list[np.ndarray] | None, status: Status,
+            message: str, stop: int) -> TrainResult:
+    """The :class:`TrainResult` of one network."""
     n = stop
+    net = eng.net
+    L0 = task.L0
     conv = np.nonzero(loss[:n] < conv_rel * L0)[0]
-    params = {"N": net.N, "g": net.g, "seed": net.seed}
+    params: dict[str, Any] = {"N": net.N, "g": net.g, "seed": net.seed}
     if hasattr(task, "target"):
         params["target"] = task.target
     params.update({"lr": lr, "epochs": epochs, "mode": mode, "engine": eng.name, "L0": L0,
                    "task": task.describe()})
+    notes = list(eng.notes)
     if notes:
         params["engine_notes"] = notes
         message += " (" + "; ".join(notes) + ")"
@@ -268,5 +404,5 @@ def train(net: Network, task: Task, lr: float, epochs: int, mode: str = "bptt", 
         singular_values=sv[:n].copy(),
         W=eng.weights(), status=status, stop_epoch=int(stop), message=message,
         converged_epoch=int(conv[0]) if conv.size else None, params=params,
-        eigenvalues=np.array(rec_eig) if record_eigenvalues else None,
+        eigenvalues=np.array(rec_eig) if rec_eig is not None else None,
     )

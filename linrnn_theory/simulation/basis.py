@@ -25,6 +25,14 @@ class MappedBasis:
         ``apply(v) -> F v`` for a vector ``v`` (e.g. an LU solve).
     rtol : float
         A residual ``r`` of a vector ``a`` is kept as a new column if ``|r| > rtol |a|``.
+    capacity : int
+        Initial number of columns allocated (doubled when full).
+    image_dtype : dtype
+        Type of the images.
+    apply2 : callable, optional
+        A second map whose images are cached too (:attr:`image2`).
+    image_dim : int, optional
+        Length of the images (default ``N``; a map may embed into a larger space).
 
     Examples
     --------
@@ -39,14 +47,16 @@ class MappedBasis:
 
     def __init__(self, N: int, apply: Callable[[np.ndarray], np.ndarray], rtol: float = 1e-13,
                  capacity: int = 16, image_dtype=np.float64,
-                 apply2: Callable[[np.ndarray], np.ndarray] | None = None):
+                 apply2: Callable[[np.ndarray], np.ndarray] | None = None,
+                 image_dim: int | None = None):
         self.N = N
+        self.image_dim = N if image_dim is None else int(image_dim)
         self._apply = apply
         self._apply2 = apply2
         self.rtol = rtol
         self._Q = np.zeros((N, capacity))
-        self._F = np.zeros((N, capacity), dtype=image_dtype)
-        self._F2 = np.zeros((N, capacity if apply2 else 0), dtype=image_dtype)
+        self._F = np.zeros((self.image_dim, capacity), dtype=image_dtype)
+        self._F2 = np.zeros((self.image_dim, capacity if apply2 else 0), dtype=image_dtype)
         self.n = 0
 
     @property
@@ -79,7 +89,7 @@ class MappedBasis:
             old = getattr(self, name)
             if old.shape[1] == 0:
                 continue
-            new = np.zeros((self.N, cap), dtype=old.dtype)
+            new = np.zeros((old.shape[0], cap), dtype=old.dtype)
             new[:, : self.n] = old[:, : self.n]
             setattr(self, name, new)
 

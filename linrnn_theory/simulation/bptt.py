@@ -2,18 +2,34 @@ r"""Fast finite-time simulator: exact Euler dynamics and BPTT in the eigenbasis 
 
 With the real block-diagonal eigendecomposition ``W0 = S D S^{-1}`` (computed once per
 network; ``D`` has 1 x 1 blocks for real eigenvalues and 2 x 2 rotation-scaling blocks
-``[[alpha, beta], [-beta, alpha]]`` for pairs ``alpha +- i beta``, so all arithmetic stays
-real) the Euler propagator ``A = (1 - dt) I + dt W`` becomes ``Ad + dt Uh C Vc^T`` in
-eigen-coordinates, with ``Ad = (1 - dt) I + dt D``, ``Delta W = U C V^T`` (orthonormal
-``U``, ``V``), ``Uh = S^{-1} U`` and ``Vc = S^T V``. One time step costs O(N r) instead of
-O(N^2)::
+``[[alpha, beta], [-beta, alpha]]`` for pairs ``alpha +- i beta``) the Euler propagator
+``A = (1 - dt) I + dt W`` becomes ``Ad + dt Uh C Vc^T`` in eigen-coordinates, with
+``Ad = (1 - dt) I + dt D``, ``Delta W = U C V^T`` (orthonormal ``U``, ``V``),
+``Uh = S^{-1} U`` and ``Vc = S^T V``. One time step costs O(N r) instead of O(N^2)::
 
-    forward   xh_{k+1} = Ad xh_k + dt Uh C (Vc^T xh_k) + dt u_k mh             (x = S xh)
-    backward  lh_k     = Ad^T lh_{k+1} + dt Vc C^T (Uh^T lh_{k+1}) + wh eps_k   (lambda = S^{-T} lh)
+    forward   xh_{k+1} = Ad xh_k + dt Uh C (Vc^T xh_k) + dt u_k mh       (x = S xh)
+    adjoint   mu_{n+1} = Ad^T mu_n + dt Vc C^T (Uh^T mu_n),  mu_0 = wh   (wh = S^T w)
 
-and the gradient ``G = dt sum_k lambda_{k+1} x_k^T`` is needed only through
+The eigen-coordinates are stored as complex slots: a pair ``(xh_i, xh_{i+1})`` is the slot
+``xh_i + 1j xh_{i+1}``, on which ``Ad`` acts as multiplication by ``c - 1j s`` (``Ad^T``:
+by its conjugate), a real eigenvalue has a slot of its own (zero imaginary part), and slot 0
+carries the input ``u_k`` (it multiplies the column ``dt mh`` of the update). The real view
+of the slots is the coordinate vector (length ``D = 2 (1 + pairs + reals)``) on which every
+matrix of the engine acts. The adjoint ``mu_n = (A^T)^n wh`` does not depend on the
+readout, so the forward and adjoint recursions run in one loop, and the BPTT adjoint with
+errors ``eps_d`` on the decision steps ``d`` is
 
-* its projection ``U^T G V = dt sum_k (Uh^T lh_{k+1}) (Vc^T xh_k)^T`` (exact), and
+    lambda_j = sum_{d >= j} eps_d mu_{d - j}.
+
+Several networks (same ``N`` and time grid) are simulated in one loop
+(:meth:`BPTTEngine.evaluate_batch`): their forward and adjoint recursions are stacked on a
+leading axis (``2 B`` slices, one batched matrix product to read the low-rank coordinates
+and one to write them back per step). A single network is the batch of one.
+
+The gradient ``G = dt sum_k lambda_{k+1} x_k^T`` is needed only through
+
+* its projection ``U^T G V = dt sum_k (U^T lambda_{k+1}) (V^T x_k)^T`` (exact; the loop
+  computes ``Vc^T xh_k`` and ``Uh^T mu_n`` anyway), and
 * a randomised sketch ``G Omega``, ``G^T Omega`` (``Omega``: N x s Gaussian probes) whose
   residual outside ``span(U)``/``span(V)`` reveals new directions (Halko, Martinsson & Tropp
   2011, adaptive range finder). Directions are added until a fresh sketch has no residual
@@ -28,6 +44,8 @@ and says so in the run's message, unless the fast engine was asked for by name.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg as sla
@@ -45,43 +63,87 @@ MAX_EIGVEC_COND = 1e5
 
 
 def _real_eigenbasis(W0: np.ndarray, dt: float):
-    """Real eigenbasis ``S`` with ``W0 S = S D`` and the Euler propagator in that basis.
+    """Real eigenbasis ``S`` (``W0 S = S D``) laid out as complex slots (module docstring).
 
-    Returns ``S`` and vectors ``c, s, perm`` such that ``Ad x = c * x + s * x[perm]`` with
-    ``Ad = (1 - dt) I + dt D`` (``perm`` swaps the two members of each complex pair).
+    Returns ``S`` (N x D) and ``S^{-1}`` (D x N) on the real view of the slots (zero
+    columns/rows where a slot has no coordinate: slot 0 and the imaginary part of a real
+    eigenvalue's slot), the forward multipliers ``d`` (one complex number per slot, ``Ad``
+    in slot form; ``d[0] = 1`` keeps the input) and the condition number of ``S``.
     """
-    d, V = np.linalg.eig(W0)
+    ev, V = np.linalg.eig(W0)
     N = W0.shape[0]
     S = np.empty((N, N))
-    c = np.empty(N)
-    s = np.zeros(N)
-    perm = np.arange(N)
+    pos = np.empty(N, dtype=int)        # column of S -> position in the real view
+    d = [1.0 + 0.0j]                    # slot 0: the input
     i = 0
     while i < N:
-        if abs(d[i].imag) == 0.0 or i == N - 1:
+        j = len(d)
+        if abs(ev[i].imag) == 0.0 or i == N - 1:
             S[:, i] = V[:, i].real
-            c[i] = 1.0 - dt + dt * d[i].real
+            pos[i] = 2 * j
+            d.append(complex(1.0 - dt + dt * ev[i].real))
             i += 1
             continue
-        # conjugate pair (numpy returns them adjacent): columns Re v, Im v
-        alpha, beta = d[i].real, d[i].imag
+        # conjugate pair (numpy returns them adjacent): columns Re v, Im v, one slot
         S[:, i], S[:, i + 1] = V[:, i].real, V[:, i].imag
-        c[i] = c[i + 1] = 1.0 - dt + dt * alpha
-        s[i], s[i + 1] = dt * beta, -dt * beta
-        perm[i], perm[i + 1] = i + 1, i
+        pos[i], pos[i + 1] = 2 * j, 2 * j + 1
+        d.append(complex(1.0 - dt + dt * ev[i].real, -dt * ev[i].imag))
         i += 2
-    return S, c, s, perm
+    lu = sla.lu_factor(S)
+    Sinv = sla.lu_solve(lu, np.eye(N))
+    cond = float(np.linalg.norm(S, 2) * np.linalg.norm(Sinv, 2))
+    D = 2 * len(d)
+    S_view = np.zeros((N, D))
+    S_view[:, pos] = S
+    Sinv_view = np.zeros((D, N))
+    Sinv_view[pos] = Sinv
+    return S_view, Sinv_view, np.array(d), cond
 
 
 @array_cache(maxsize=3)
 def _cached_eigenbasis(W0: np.ndarray, dt: float):
-    """``_real_eigenbasis`` plus ``S^{-1}``, cached for the last few ``W0`` (a sweep trains
-    the same network for several targets; the O(N^3) decomposition is then done once)."""
-    S, c, s, perm = _real_eigenbasis(W0, dt)
-    lu = sla.lu_factor(S)
-    Sinv = sla.lu_solve(lu, np.eye(W0.shape[0]))
-    cond = np.linalg.norm(S, 2) * np.linalg.norm(Sinv, 2)
-    return S, Sinv, c, s, perm, float(cond)
+    """``_real_eigenbasis`` cached for the last few ``W0`` (a sweep trains the same network
+    for several targets; the O(N^3) decomposition is then done once)."""
+    return _real_eigenbasis(W0, dt)
+
+
+def _round_up(n: int, block: int) -> int:
+    return -(-n // block) * block
+
+
+#: Bytes of the stacked read and write matrices per loop: the per-step products stream them
+#: from cache, so a larger batch is split (measured at N = 256: per network, a batch of 4-8
+#: costs half of one network alone, a batch of 16 in one loop no less than one alone).
+BATCH_BYTES = 1 << 20
+
+
+def _chunks(engines: list) -> list[list]:
+    """Split ``engines`` into consecutive groups whose stacked matrices fit BATCH_BYTES."""
+    out: list[list] = []
+    size = 0
+    for e in engines:
+        need = 4 * 8 * 2 * e.d.size * (2 + max(e.U.n, e.V.n))
+        if out and size + need <= BATCH_BYTES:
+            out[-1].append(e)
+            size += need
+        else:
+            out.append([e])
+            size = need
+    return out
+
+
+def _lam_apply(Y: np.ndarray, dec: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """``out[i] = sum_d eps_d Y[d - 1 - i]`` (terms with ``d - 1 - i >= 0``).
+
+    With ``Y[n] = Q^T mu_n`` this is ``Q^T lambda_{i+1}`` (the BPTT adjoint from the
+    homogeneous one); with ``Y[i]`` rows paired with ``lambda_{i+1}`` it is the weight of
+    ``mu_n`` in ``sum_i lambda_{i+1} Y[i]^T`` (the same shifts, read the other way).
+    """
+    out = np.zeros_like(Y)
+    for dstep, e in zip(dec, eps):
+        n = int(dstep) - 1
+        out[: n + 1] += e * Y[n::-1]
+    return out
 
 
 @register_engine
@@ -117,6 +179,13 @@ class BPTTEngine(FactoredDelta, Engine):
     ...     fast.step(0.05); dense.step(0.05)
     >>> bool(abs(Lf - Ld) < 1e-12 * Ld)
     True
+
+    Several networks in one loop (each gets what it would get alone):
+
+    >>> other = BPTTEngine(init_network(N=48, g=0.3, seed=1), task.with_target(0.5))
+    >>> loss, readout = BPTTEngine.evaluate_batch([BPTTEngine(net, task), other])
+    >>> bool(abs(loss[0] - BPTTEngine(net, task).evaluate()[0]) < 1e-14), loss.shape
+    (True, (2,))
     """
 
     name = "fast"
@@ -139,7 +208,7 @@ class BPTTEngine(FactoredDelta, Engine):
         self.rtol = rtol
         N = net.N
         try:
-            S, Sinv, c_diag, s_off, perm, cond = _cached_eigenbasis(net.W0, task.dt)
+            S, Sinv, d, cond = _cached_eigenbasis(net.W0, task.dt)
         except np.linalg.LinAlgError as exc:   # no usable eigendecomposition at all
             raise EngineRefused(f"W0 has no usable eigenbasis ({exc}); use "
                                 "engine='dense'") from None
@@ -153,15 +222,18 @@ class BPTTEngine(FactoredDelta, Engine):
         self.tol = max(rtol, 10.0 * self.cond ** 2 * np.finfo(float).eps)
         self.S, self.Sinv = S, Sinv
         self.SinvT = np.ascontiguousarray(Sinv.T)
-        self._c, self._s, self._perm = c_diag, s_off, perm
+        self.d = d
+        self.D = S.shape[1]
         self.mh = Sinv @ (task.input_amp * net.m)
         self.wh = S.T @ net.w
         self.u = task.inputs() / task.input_amp if task.input_amp != 0 else task.inputs()
         self.dec = task.decision_steps()
         # images: U -> (S^{-1} U for propagation, S^T U for the sketch residual),
         #         V -> (S^T V for propagation, S^{-1} V for the sketch residual)
-        self.U = MappedBasis(N, lambda v: Sinv @ v, self.tol, apply2=lambda v: S.T @ v)
-        self.V = MappedBasis(N, lambda v: S.T @ v, self.tol, apply2=lambda v: Sinv @ v)
+        self.U = MappedBasis(N, lambda v: Sinv @ v, self.tol, apply2=lambda v: S.T @ v,
+                             image_dim=self.D)
+        self.V = MappedBasis(N, lambda v: S.T @ v, self.tol, apply2=lambda v: Sinv @ v,
+                             image_dim=self.D)
         self._norm_S = float(np.linalg.norm(S, 2))
         self._norm_Sinv = float(np.linalg.norm(Sinv, 2))
         self.C = np.zeros((0, 0))
@@ -172,87 +244,127 @@ class BPTTEngine(FactoredDelta, Engine):
         self._gnorm = float("nan")
         self.n_sketch_rounds = 0
 
-    # -- helpers -------------------------------------------------------------------
     def _new_probes(self, n: int | None = None):
         Om = self._rng.standard_normal((self.net.N, n or self.n_probes))
         return self.S.T @ Om, self.Sinv @ Om          # for x^T Omega and lambda^T Omega
 
-    def _forward(self):
-        T, dt = self.task.n_steps, self.task.dt
-        X = np.zeros((T + 1, self.net.N))
-        UC = dt * (self.U.image @ self.C) if self.C.size else None
-        Vc = np.ascontiguousarray(self.V.image.T) if self.C.size else None
-        x = np.zeros(self.net.N)
-        c, sd, perm, mh, u = self._c, self._s, self._perm, dt * self.mh, self.u
-        for k in range(T):
-            nx = c * x + sd * x[perm]
-            if UC is not None:
-                nx += UC @ (Vc @ x)
-            if u[k] != 0.0:
-                nx += u[k] * mh
-            x = nx
-            X[k + 1] = x
-        return X
+    def batch_key(self) -> tuple:
+        """Engines with equal keys run in one loop: ``N`` and the time grid."""
+        return (self.net.N, self.task.dt, self.task.n_steps, tuple(self.dec),
+                self.u.tobytes())
 
-    def _backward(self, eps):
-        T, dt = self.task.n_steps, self.task.dt
-        Lam = np.zeros((T + 1, self.net.N))
-        VCt = dt * (self.V.image @ self.C.T) if self.C.size else None
-        Uh = np.ascontiguousarray(self.U.image.T) if self.C.size else None
-        lam = eps[T] * self.wh
-        Lam[T] = lam
-        c, sdt, perm, wh = self._c, -self._s, self._perm, self.wh
-        for k in range(T - 1, 0, -1):
-            nl = c * lam + sdt * lam[perm]
-            if VCt is not None:
-                nl += VCt @ (Uh @ lam)
-            if eps[k] != 0.0:
-                nl += eps[k] * wh
-            lam = nl
-            Lam[k] = lam
-        return Lam
+    # -- the stacked recursions ---------------------------------------------------------
+    @classmethod
+    def _propagate(cls, engines: Sequence["BPTTEngine"]):
+        """Forward states and homogeneous adjoints of every engine, in one loop.
 
-    # -- engine interface ------------------------------------------------------------
-    def evaluate(self) -> tuple[float, float]:
-        """Loss and readout (mean over the decision window) at the current weights."""
+        Returns the real view ``R`` of the slots, ``R[k, b]`` (``b < B``: ``xh_k`` of engine
+        ``b``; ``b >= B``: ``mu_k`` of engine ``b - B``), and the products ``H[k, b]`` of
+        the state with the read columns (``[u_k, Vc^T xh_k]``, resp. ``[0, Uh^T mu_k]``).
+        """
+        B = len(engines)
+        e0 = engines[0]
+        T, dt = e0.task.n_steps, e0.task.dt
+        # sizes rounded up (D to 32, K to 8): the BLAS kernels then meet the zero padding
+        # of a smaller member only in whole blocks, which add exact zeros, and a member's
+        # numbers do not depend on the batch it is in
+        M = _round_up(max(e.d.size for e in engines), 16)
+        D = 2 * M
+        K = _round_up(1 + max(max(e.U.n, e.V.n) for e in engines), 8)
+        L = np.zeros((2 * B, D, K))
+        Rt = np.zeros((2 * B, K, D))
+        mult = np.zeros((2 * B, 1, M), dtype=complex)
+        slots = np.zeros((T + 1, 2 * B, 1, M), dtype=complex)
+        R = slots.view(float)
+        for b, e in enumerate(engines):
+            p, q, De = e.U.n, e.V.n, e.D
+            L[b, 0, 0] = 1.0
+            Rt[b, 0, :De] = dt * e.mh
+            L[b, :De, 1:1 + q] = e.V.image
+            L[B + b, :De, 1:1 + p] = e.U.image
+            if p and q:
+                Rt[b, 1:1 + q, :De] = dt * (e.U.image @ e.C).T
+                Rt[B + b, 1:1 + p, :De] = dt * (e.V.image @ e.C.T).T
+            mult[b, 0, :e.d.size] = e.d
+            mult[B + b, 0, :e.d.size] = e.d.conj()
+            R[0, B + b, 0, :De] = e.wh
+        u = e0.u
+        H = np.empty((T, 2 * B, 1, K))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(T):
+                if k == 0 or u[k] != u[k - 1]:
+                    R[k, :B, 0, 0] = u[k]
+                np.matmul(R[k], L, out=H[k])
+                np.multiply(mult, slots[k], out=slots[k + 1])
+                R[k + 1] += H[k] @ Rt
+        return R, H
+
+    @classmethod
+    def evaluate_batch(cls, engines: Sequence["BPTTEngine"]) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and readout of several engines (same :meth:`batch_key`), one loop for all.
+
+        Each engine ends in the state its own :meth:`evaluate` would leave it in (the
+        stacked products pad the smaller ranks with zeros).
+        """
+        engines = list(engines)
+        if len({e.batch_key() for e in engines}) != 1:
+            raise ValueError("BPTTEngine.evaluate_batch needs engines of one N and one time "
+                             "grid")
+        loss, readout = np.empty(len(engines)), np.empty(len(engines))
+        start = 0
+        for chunk in _chunks(engines):
+            R, H = cls._propagate(chunk)
+            B = len(chunk)
+            for b, e in enumerate(chunk):
+                De, q, p = e.D, e.V.n, e.U.n
+                X, Mu = R[:, b, 0, :De], R[:, B + b, 0, :De]
+                loss[start + b], readout[start + b] = e._finish(
+                    X, Mu, H[:, b, 0, 1:1 + q], H[:, B + b, 0, 1:1 + p])
+            start += B
+        return loss, readout
+
+    def _finish(self, X, Mu, Sx, Mu_U) -> tuple[float, float]:
+        """Loss and readout from this engine's trajectories; prepares the gradient."""
         task = self.task
         with np.errstate(over="ignore", invalid="ignore"):
-            X = self._forward()
             z = X[self.dec] @ self.wh
             err = z - task.target
             loss = 0.5 * float(np.mean(err ** 2))
-            if not np.isfinite(loss):
-                self._grad_proj = None
-                return loss, float(np.mean(z))
-            eps = np.zeros(task.n_steps + 1)
-            eps[self.dec] = err / task.n_decision
-            Lam = self._backward(eps)
-        P = self._extend_bases(X[:-1], Lam[1:])
+            readout = float(np.mean(z))
+        self._grad_proj = None
+        if not np.isfinite(loss):
+            return loss, readout
+        T = task.n_steps
+        eps = err / task.n_decision
+        lam = _LamOp(X[:T], Mu[:T], self.dec, eps, task.dt)
+        P = task.dt * (lam.apply(Mu_U[:T]).T @ Sx[:T]) if self.C.size else None
+        P = self._extend_bases(lam, P)
         self._grad_proj = P
         self._gnorm = float(np.linalg.norm(P))
-        return loss, float(np.mean(z))
+        return loss, readout
 
-    def _projected(self, X, Lam) -> np.ndarray:
-        Th = Lam @ self.U.image          # (T, p): U^T lambda_{k+1}
-        Sx = X @ self.V.image            # (T, q): V^T x_k
-        return self.task.dt * (Th.T @ Sx)
+    def evaluate(self) -> tuple[float, float]:
+        """Loss and readout (mean over the decision window) at the current weights."""
+        loss, readout = self.evaluate_batch([self])
+        return float(loss[0]), float(readout[0])
 
-    def _extend_bases(self, X, Lam) -> np.ndarray:
+    def _extend_bases(self, lam: "_LamOp", P: np.ndarray | None) -> np.ndarray:
         """Add directions until the sketched gradient lies in span(U) (x) span(V); returns
-        the projected gradient ``U^T G V`` on the final bases.
+        the projected gradient ``U^T G V`` on the final bases (``P``: on the current ones,
+        if known).
 
         The residual of the sketch is first formed in eigen-coordinates, where it costs
         O(N T s); only if the bound ``|S^{-T}| |residual|`` (resp. ``|S|``) exceeds the
         tolerance is it mapped back (O(N^2 s)) and orthogonalised into new directions.
         """
-        dt = self.task.dt
         probes = self._probes
         for rnd in range(64):
             om_x, om_l = probes
             n_pr = om_x.shape[1]
-            Yh = dt * (Lam.T @ (X @ om_x))          # S^T G Omega
-            Zh = dt * (X.T @ (Lam @ om_l))          # S^{-1} G^T Omega
-            P = self._projected(X, Lam)
+            Yh = lam.G_times(om_x)              # S^T G Omega
+            Zh = lam.GT_times(om_l)             # S^{-1} G^T Omega
+            if P is None:
+                P = lam.project(self.U.image, self.V.image)
             scale = float(np.linalg.norm(P))
             if self.U.n and self.V.n and scale > 0.0:
                 Ry = Yh - self.U.image2 @ (self.U.image.T @ Yh)
@@ -274,6 +386,7 @@ class BPTTEngine(FactoredDelta, Engine):
             C = np.zeros((p, q))
             C[: self.C.shape[0], : self.C.shape[1]] = self.C
             self.C = C
+            P = None
             self.n_sketch_rounds += 1
             # verify with a fresh sketch; widen it while many directions keep appearing
             busy = max(ru, rv) >= n_pr // 2
@@ -292,3 +405,34 @@ class BPTTEngine(FactoredDelta, Engine):
     def unstable(self) -> bool:
         """Finite-time mode has no fixed point to lose; divergence shows in the loss."""
         return False
+
+
+class _LamOp:
+    """The gradient ``G = dt sum_k lambda_{k+1} x_k^T`` of one engine, applied without
+    forming ``lambda`` (from the homogeneous adjoints ``mu_n``, :func:`_lam_apply`).
+
+    ``X`` and ``Mu`` are the first ``T`` rows (``x_0 .. x_{T-1}``, ``mu_0 .. mu_{T-1}``) in
+    eigen-coordinates."""
+
+    def __init__(self, X, Mu, dec, eps, dt):
+        self.X, self.Mu, self.dec, self.eps, self.dt = X, Mu, dec, eps, dt
+
+    def lam_times(self, Q: np.ndarray) -> np.ndarray:
+        """Rows ``lambda_{i+1}^T Q``, ``i = 0 .. T-1``."""
+        return _lam_apply(self.Mu @ Q, self.dec, self.eps)
+
+    def G_times(self, Om: np.ndarray) -> np.ndarray:
+        """``dt sum_k lambda_{k+1} (x_k^T Om)`` (eigen-coordinates)."""
+        return self.dt * (self.Mu.T @ _lam_apply(self.X @ Om, self.dec, self.eps))
+
+    def GT_times(self, Om: np.ndarray) -> np.ndarray:
+        """``dt sum_k x_k (lambda_{k+1}^T Om)`` (eigen-coordinates)."""
+        return self.dt * (self.X.T @ self.lam_times(Om))
+
+    def apply(self, Mu_Q: np.ndarray) -> np.ndarray:
+        """:meth:`lam_times` from the products ``Mu @ Q`` computed elsewhere."""
+        return _lam_apply(Mu_Q, self.dec, self.eps)
+
+    def project(self, U_img: np.ndarray, V_img: np.ndarray) -> np.ndarray:
+        """``U^T G V = dt sum_k (Uh^T lambda_{k+1}) (Vc^T x_k)^T``."""
+        return self.dt * (self.lam_times(U_img).T @ (self.X @ V_img))

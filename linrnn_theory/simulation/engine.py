@@ -12,6 +12,13 @@ Its contract, in the order :func:`~linrnn_theory.train` calls it each epoch:
 5. :meth:`Engine.unstable` (fixed-point mode) says whether the last step lost the fixed
    point.
 
+:func:`~linrnn_theory.train` drives several networks at once through the class methods
+:meth:`Engine.evaluate_batch`, :meth:`Engine.step_batch` and :meth:`Engine.unstable_batch`
+(engines of one class with equal :meth:`Engine.batch_key`). By default they call the
+per-engine methods one engine after the other; the fast engines stack their networks and
+implement the per-engine methods as a batch of one, so that each network gets the same
+numbers alone or in a batch.
+
 Engines register themselves with :func:`register_engine` under a name (``"fast"``,
 ``"dense"``, ...) for each mode they implement; one name may stand for different classes
 in different modes (``"fast"`` is :class:`~.bptt.BPTTEngine` in bptt mode and
@@ -26,6 +33,7 @@ constructor; with ``engine=None`` the next candidate is tried and the refusal is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -115,6 +123,29 @@ class Engine(ABC):
         """Fixed-point mode: True once an eigenvalue of ``W`` has crossed 1 (default:
         never; finite-time divergence shows in the loss)."""
         return False
+
+    def batch_key(self) -> Hashable:
+        """Engines of one class with equal keys may share :meth:`evaluate_batch` (default:
+        any two)."""
+        return None
+
+    @classmethod
+    def evaluate_batch(cls, engines: Sequence["Engine"]) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and readout of each engine (arrays; default: :meth:`evaluate` in turn)."""
+        out = [e.evaluate() for e in engines]
+        return (np.array([o[0] for o in out], dtype=float),
+                np.array([o[1] for o in out], dtype=float))
+
+    @classmethod
+    def step_batch(cls, engines: Sequence["Engine"], lr: float) -> None:
+        """:meth:`step` of each engine (default: in turn)."""
+        for e in engines:
+            e.step(lr)
+
+    @classmethod
+    def unstable_batch(cls, engines: Sequence["Engine"]) -> np.ndarray:
+        """:meth:`unstable` of each engine, a boolean array (default: in turn)."""
+        return np.array([e.unstable() for e in engines], dtype=bool)
 
     @property
     def notes(self) -> list[str]:
