@@ -429,3 +429,34 @@ def test_blas_thread_limit_restores():
     with pytest.raises(ValueError, match="n"):
         with limit_blas_threads(0):
             pass
+
+
+# ------------------------------------------------------------- runs of a preset, cached
+
+def test_run_preset_goes_through_the_sweep_cache_shared_with_reproduce(tmp_path,
+                                                                      monkeypatch):
+    """run_preset computes each run once, as the task of `reproduce nonlinear`: after
+    `reproduce nonlinear --tiny --out D` it reads every run from D/cache."""
+    import linrnn_theory.nonlinear.experiment as ex
+    from linrnn_theory.nonlinear import run_preset
+    from linrnn_theory.reproduce import reproduce
+    from linrnn_theory.reproduce.presets import TINY
+    out = tmp_path / "D"
+    reproduce(["nonlinear"], "tiny", out, jobs=1, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_nonlinear called although the run is cached")
+    monkeypatch.setattr(ex, "run_nonlinear", refuse)
+    records = run_preset(TINY.nonlinear, out / "cache")
+    runs = TINY.nonlinear.runs()
+    assert [(r["task"], r["g"], r["seed"]) for r in records] == \
+        [(kw["task"], kw["g"], kw["seed"]) for kw in runs]
+    assert all("figure" not in r and "kind" not in r for r in records)
+    with np.load(out / "data" / "nonlinear.npz") as d:
+        for i, r in enumerate(records):
+            np.testing.assert_array_equal(d[f"run{i}_test_loss"], r["test_loss"])
+    monkeypatch.undo()
+    fresh = tmp_path / "fresh"
+    again = run_preset(TINY.nonlinear, fresh, epochs=3)             # overrides every run
+    assert [r["epochs"] for r in again] == [3] * len(runs)
+    assert len(list(fresh.glob("*.npz"))) == len(runs)

@@ -364,7 +364,8 @@ class SweepPreset:
     extra: dict = field(default_factory=dict)
 
     def runs(self, tasks: str | Iterable[str] | None = None) -> list[dict]:
-        """Keyword arguments of every run, for the given task(s) (default: all three).
+        """Keyword arguments of every run, for the given task(s) (default: every task of
+        the preset, in the order of ``g_values``).
 
         Examples
         --------
@@ -372,7 +373,7 @@ class SweepPreset:
         (600, 9)
         """
         if tasks is None:
-            tasks = TASK_NAMES
+            tasks = tuple(self.g_values)
         elif isinstance(tasks, str):
             tasks = (tasks,)
         out = []
@@ -439,7 +440,7 @@ def run_preset(preset: SweepPreset, cache_dir: str | os.PathLike,
     >>> tiny = SweepPreset("tiny", N=8, g_values={"romo": (0.0,)}, epochs={"romo": 2},
     ...                    seeds=(0,), batch=4, extra={"n_test": 4})
     >>> cache = tempfile.mkdtemp()
-    >>> [r["status"] for r in run_preset(tiny, cache, "romo")]
+    >>> [r["status"] for r in run_preset(tiny, cache)]
     ['ok']
     >>> len(list(pathlib.Path(cache).glob("*.npz")))          # one cached run
     1

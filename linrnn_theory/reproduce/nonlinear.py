@@ -47,8 +47,7 @@ class Nonlinear(Figure):
     def tasks(self, preset) -> list[dict]:
         """One task per run of ``preset.nonlinear`` (keyword arguments of
         ``run_nonlinear``)."""
-        return [self.task("sim", **kw)
-                for kw in preset.nonlinear.runs(tuple(preset.nonlinear.g_values))]
+        return [self.task("sim", **kw) for kw in preset.nonlinear.runs()]
 
     def simulate(self, params: dict) -> dict:
         """``run_nonlinear(**params).as_record()`` (without the bookkeeping keys)."""
