@@ -269,7 +269,6 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
         Ls, zs = _evaluate(engines, active)
         going = []
         for L, z, b in zip(Ls.tolist(), zs.tolist(), active):
-            eng = engines[b]
             if ep == 0:
                 loss_cap[b] = diverge_factor * max(L0[b], L, 1e-300)
             if not (math.isfinite(L) and math.isfinite(z)) or L > loss_cap[b]:
@@ -277,17 +276,22 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
                 message[b] = (f"loss became {'non-finite' if not math.isfinite(L) else f'{L:.3g}'}"
                               f" at epoch {ep} (limit {loss_cap[b]:.3g})")
                 continue
-            loss[b, ep], readout[b, ep], gnorm[b, ep] = L, z, eng.grad_norm()
-            if ep % record_every == 0:
-                rec_epochs[b].append(ep)
-                sv[b, ep] = eng.singular_values(n_singular)
-                if record_eigenvalues:
-                    rec_eig[b].append(np.linalg.eigvals(eng.weights()))
-            if stop_rel_loss is not None and L < stop_rel_loss * L0[b]:
-                status[b], stop[b] = Status.CONVERGED, ep + 1
-                message[b] = f"loss {L:.3g} < {stop_rel_loss} L0 at epoch {ep}"
-                continue
+            loss[b, ep], readout[b, ep], gnorm[b, ep] = L, z, engines[b].grad_norm()
             going.append(b)
+        if ep % record_every == 0 and going:
+            for cls, members in _groups(engines, going):
+                sv[members, ep] = cls.singular_values_batch([engines[b] for b in members],
+                                                            n_singular)
+            for b in going:
+                rec_epochs[b].append(ep)
+                if record_eigenvalues:
+                    rec_eig[b].append(np.linalg.eigvals(engines[b].weights()))
+        if stop_rel_loss is not None:
+            for b in going:
+                if loss[b, ep] < stop_rel_loss * L0[b]:
+                    status[b], stop[b] = Status.CONVERGED, ep + 1
+                    message[b] = f"loss {loss[b, ep]:.3g} < {stop_rel_loss} L0 at epoch {ep}"
+            going = [b for b in going if status[b] == Status.OK]
         for cls, members in _groups(engines, going):
             cls.step_batch([engines[b] for b in members], lr)
         if mode == "fixed_point" and going:

@@ -7,11 +7,12 @@ relative tolerance, and the image ``R U`` (one linear solve per new column) is c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["MappedBasis", "FactoredDelta"]
+__all__ = ["MappedBasis", "FactoredDelta", "project_extend", "round_up"]
 
 
 class MappedBasis:
@@ -38,9 +39,8 @@ class MappedBasis:
     --------
     >>> import numpy as np
     >>> B = MappedBasis(3, apply=lambda v: 2 * v)
-    >>> coeffs, added = B.project_extend(np.array([3.0, 4.0, 0.0]))
-    >>> coeffs, added, B.n
-    (array([5.]), True, 1)
+    >>> B.add_columns(np.array([[3.0], [4.0], [0.0]]), scale=1.0), B.n
+    (1, 1)
     >>> np.allclose(B.image[:, 0], 2 * B.Q[:, 0])
     True
     """
@@ -93,37 +93,6 @@ class MappedBasis:
             new[:, : self.n] = old[:, : self.n]
             setattr(self, name, new)
 
-    def project_extend(self, a: np.ndarray, known: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, bool]:
-        """Coefficients of ``a`` in the basis, extending it if needed.
-
-        Parameters
-        ----------
-        a : (N,) ndarray
-        known : (n,) ndarray, optional
-            ``Q^T a`` if already known (saves one product).
-
-        Returns
-        -------
-        coeffs : (n_new,) ndarray
-            Coefficients in the (possibly extended) basis.
-        added : bool
-            Whether a column was appended.
-        """
-        Q = self.Q
-        c = Q.T @ a if known is None else np.array(known, dtype=float)
-        r = a - Q @ c
-        if self.n:
-            c2 = Q.T @ r  # second Gram-Schmidt pass (CGS2)
-            r -= Q @ c2
-            c = c + c2
-        rho = float(np.linalg.norm(r))
-        scale = float(np.linalg.norm(a))
-        if rho <= self.rtol * scale or rho == 0.0:
-            return c, False
-        self._store(r / rho)
-        return np.append(c, rho), True
-
     def add_columns(self, R: np.ndarray, scale: float) -> int:
         """Orthogonalise the columns of ``R`` against the basis and append those whose
         residual exceeds ``rtol * scale`` (rank-revealing, largest first). Returns the
@@ -156,6 +125,82 @@ class MappedBasis:
         self.n = k
 
 
+def round_up(n: int, block: int) -> int:
+    """Smallest multiple of ``block`` that is ``>= n``.
+
+    Stacked arrays of several networks are zero-padded to such sizes: the BLAS kernels
+    work in blocks, and a padding of whole blocks only adds exact zeros, so that a
+    network's numbers do not depend on the batch it is in.
+
+    >>> round_up(13, 8), round_up(16, 8), round_up(0, 8)
+    (16, 16, 0)
+    """
+    return -(-int(n) // block) * block
+
+
+def project_extend(bases: Sequence[MappedBasis], vectors: Sequence[np.ndarray],
+                   known: Sequence[np.ndarray], stacked: np.ndarray | None = None
+                   ) -> tuple[list[np.ndarray], list[bool]]:
+    """Coefficients of ``vectors[i]`` in ``bases[i]`` (one ``N``), extending each basis by
+    the normalised residual if it exceeds ``rtol |a|`` (two Gram-Schmidt passes, CGS2,
+    stacked over the bases).
+
+    Parameters
+    ----------
+    bases : sequence of MappedBasis
+    vectors : sequence of (N,) ndarray
+    known : sequence of (n_i,) ndarray
+        ``Q_i^T a_i`` (the first pass), already known to the caller.
+    stacked : (n, N, cap) ndarray, optional
+        The columns of the bases, zero-padded, if the caller keeps them stacked.
+
+    Returns
+    -------
+    coeffs : list of ndarray
+        Coefficients in the (possibly extended) bases.
+    added : list of bool
+        Whether a column was appended to each basis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> B = MappedBasis(3, apply=lambda v: 2 * v)
+    >>> coeffs, added = project_extend([B], [np.array([3.0, 4.0, 0.0])], [np.zeros(0)])
+    >>> coeffs[0], added[0], B.n
+    (array([5.]), True, 1)
+    >>> np.allclose(B.image[:, 0], 2 * B.Q[:, 0])
+    True
+    """
+    n = len(bases)
+    P = round_up(max(b.n for b in bases), 8)
+    if stacked is None:
+        stacked = np.zeros((n, bases[0].N, P))
+        for i, b in enumerate(bases):
+            stacked[i, :, :b.n] = b.Q
+    Q = stacked[:, :, :P]
+    c = np.zeros((n, P))
+    for i, (b, k) in enumerate(zip(bases, known)):
+        c[i, :b.n] = k
+    a = np.stack(vectors)
+    r = a - (Q @ c[..., None])[..., 0]
+    c2 = (np.swapaxes(Q, 1, 2) @ r[..., None])[..., 0]
+    r = r - (Q @ c2[..., None])[..., 0]
+    c = c + c2
+    rho = np.linalg.norm(r, axis=1)
+    scale = np.linalg.norm(a, axis=1)
+    coeffs, added = [], []
+    for i, b in enumerate(bases):
+        ci = c[i, :b.n]
+        if rho[i] <= b.rtol * scale[i] or rho[i] == 0.0:
+            coeffs.append(ci)
+            added.append(False)
+            continue
+        b._store(r[i] / rho[i])
+        coeffs.append(np.append(ci, rho[i]))
+        added.append(True)
+    return coeffs, added
+
+
 class FactoredDelta:
     """Inspection of ``Delta W = U C V^T`` shared by the engines that keep it factored
     (attributes ``net``, ``U``, ``V``: :class:`MappedBasis`, ``C``: ``(p, q)`` array).
@@ -171,10 +216,25 @@ class FactoredDelta:
 
     def singular_values(self, k: int) -> np.ndarray:
         """Top ``k`` singular values of ``Delta W`` (zero-padded)."""
-        out = np.zeros(k)
-        if self.C.size:
-            s = np.linalg.svd(self.C, compute_uv=False)[:k]
-            out[: s.size] = s
+        return self.singular_values_batch([self], k)[0]
+
+    @classmethod
+    def singular_values_batch(cls, engines: Sequence["FactoredDelta"], k: int) -> np.ndarray:
+        """Top ``k`` singular values of each ``Delta W``, ``(len(engines), k)``: one
+        batched SVD per padded shape of ``C`` (rounded up to blocks of 8; the padding adds
+        zero singular values only, and each ``C`` is decomposed at the size it has alone)."""
+        out = np.zeros((len(engines), k))
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for i, e in enumerate(engines):
+            if e.C.size:
+                shapes.setdefault((round_up(e.C.shape[0], 8), round_up(e.C.shape[1], 8)),
+                                  []).append(i)
+        for (P, Q), idx in shapes.items():
+            C = np.zeros((len(idx), P, Q))
+            for j, i in enumerate(idx):
+                C[j, :engines[i].C.shape[0], :engines[i].C.shape[1]] = engines[i].C
+            s = np.linalg.svd(C, compute_uv=False)[:, :k]
+            out[idx, : s.shape[1]] = s
         return out
 
     def delta(self) -> np.ndarray:

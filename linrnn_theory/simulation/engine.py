@@ -13,7 +13,8 @@ Its contract, in the order :func:`~linrnn_theory.train` calls it each epoch:
    point.
 
 :func:`~linrnn_theory.train` drives several networks at once through the class methods
-:meth:`Engine.evaluate_batch`, :meth:`Engine.step_batch` and :meth:`Engine.unstable_batch`
+:meth:`Engine.evaluate_batch`, :meth:`Engine.singular_values_batch`,
+:meth:`Engine.step_batch` and :meth:`Engine.unstable_batch`
 (engines of one class with equal :meth:`Engine.batch_key`). By default they call the
 per-engine methods one engine after the other; the fast engines stack their networks and
 implement the per-engine methods as a batch of one, so that each network gets the same
@@ -135,6 +136,12 @@ class Engine(ABC):
         out = [e.evaluate() for e in engines]
         return (np.array([o[0] for o in out], dtype=float),
                 np.array([o[1] for o in out], dtype=float))
+
+    @classmethod
+    def singular_values_batch(cls, engines: Sequence["Engine"], k: int) -> np.ndarray:
+        """:meth:`singular_values` of each engine, ``(len(engines), k)`` (default: in
+        turn)."""
+        return np.array([e.singular_values(k) for e in engines], dtype=float).reshape(-1, k)
 
     @classmethod
     def step_batch(cls, engines: Sequence["Engine"], lr: float) -> None:

@@ -7,18 +7,24 @@ small dense algebra. A new linear solve (O(N^2)) is needed only when a gradient 
 leaves the current span by more than ``rtol`` (relative), which happens a few dozen times
 per run; the cost per epoch is therefore O(N r) once the span has saturated, instead of the
 O(N^3) of a dense LU per epoch.
+
+Several networks of one ``N`` are stepped together (:meth:`FixedPointEngine.evaluate_batch`,
+``step_batch``, ``unstable_batch``): their small matrices are stacked with zero padding
+(identity blocks in ``I - A C``; sizes rounded up to whole blocks of 8, so that the padding
+adds exact zeros) and solved in one batched call; a single network is the batch of one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg as sla
 
 from .._memo import array_cache
-from ..lowrank import reduced_readout, stability_sign
 from ..network import Network
 from ..task import FixedPointTask
-from .basis import FactoredDelta, MappedBasis
+from .basis import FactoredDelta, MappedBasis, project_extend, round_up
 from .engine import Engine, register_engine
 
 __all__ = ["FixedPointEngine"]
@@ -84,7 +90,59 @@ class FixedPointEngine(FactoredDelta, Engine):
         self.n_solves = 2
         self._last = None
 
+    def batch_key(self) -> int:
+        """Engines of one ``N`` are stepped together."""
+        return self.net.N
+
     # -- evaluation --------------------------------------------------------------
+    @classmethod
+    def evaluate_batch(cls, engines: Sequence["FixedPointEngine"]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and readout of several engines (one ``N``) from one batched solve.
+
+        With ``M = I - A C`` (stacked, zero-padded): ``y = M^{-1} r_m``,
+        ``x = M^{-T}``-type solve for ``r_w``, ``z = s0 + r_w^T C y`` (Woodbury,
+        :mod:`linrnn_theory.lowrank`), then ``a``, ``b`` per engine. A singular ``M`` gives
+        a non-finite readout for that engine only.
+        """
+        engines = list(engines)
+        B = len(engines)
+        stack = _BasisStack.of(engines)
+        P = round_up(max(e.U.n for e in engines), 8)
+        Q = round_up(max(e.V.n for e in engines), 8)
+        C = np.zeros((B, P, Q))
+        A = np.zeros((B, Q, P))
+        rw = np.zeros((B, P))
+        rm = np.zeros((B, Q))
+        for i, e in enumerate(engines):
+            p, q = e.U.n, e.V.n
+            C[i, :p, :q] = e.C
+            A[i, :q, :p] = e.A
+            rw[i, :p] = e.r_w
+            rm[i, :q] = e.r_m
+        Ui, Vi = stack.U_image[:, :, :P], stack.V_image[:, :, :Q]
+        s0 = np.array([e.s0 for e in engines])
+        target = np.array([e.task.target for e in engines])
+        if P and Q:
+            y = _solve(np.eye(Q) - A @ C, rm)
+            x = _solve(np.eye(P) - np.swapaxes(A, 1, 2) @ np.swapaxes(C, 1, 2), rw)
+            with np.errstate(over="ignore", invalid="ignore"):
+                Cy = (C @ y[..., None])[..., 0]
+                z = s0 + (rw[:, None, :] @ Cy[..., None])[:, 0, 0]
+                a = stack.Rtw + (Vi @ (np.swapaxes(C, 1, 2) @ x[..., None]))[..., 0]
+                b = stack.Rm + (Ui @ Cy[..., None])[..., 0]
+        else:
+            x, y, z = rw, rm, s0
+            a, b = stack.Rtw.copy(), stack.Rm.copy()
+        err = target - z
+        with np.errstate(over="ignore", invalid="ignore"):
+            gnorm = np.abs(err) * np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        for i, e in enumerate(engines):
+            e._last = (float(err[i]), x[i, :e.U.n], y[i, :e.V.n], a[i], b[i],
+                       float(gnorm[i]))
+        with np.errstate(over="ignore"):
+            return 0.5 * err * err, z
+
     def evaluate(self) -> tuple[float, float]:
         """Loss and readout at the current weights (prepares the gradient).
 
@@ -92,38 +150,132 @@ class FixedPointEngine(FactoredDelta, Engine):
         -------
         loss, readout : float
         """
-        z, x, y = reduced_readout(self.C, self.A, self.r_w, self.r_m, self.s0)
-        e = self.task.target - z
-        a = self.Rtw + self.V.image @ (self.C.T @ x)
-        b = self.Rm + self.U.image @ (self.C @ y)
-        self._last = (e, x, y, a, b)
-        return 0.5 * e * e, z
+        loss, z = self.evaluate_batch([self])
+        return float(loss[0]), float(z[0])
 
     def grad_norm(self) -> float:
         """Frobenius norm of ``dL/dW = -e a b^T`` at the last evaluation."""
-        e, _, _, a, b = self._last
-        return abs(e) * float(np.linalg.norm(a) * np.linalg.norm(b))
+        return self._last[5]
+
+    @classmethod
+    def step_batch(cls, engines: Sequence["FixedPointEngine"], lr: float) -> None:
+        """One gradient-descent step of each engine (uses its last evaluation); the
+        coordinates of ``a`` and ``b`` in the bases come from one batched Gram-Schmidt."""
+        engines = list(engines)
+        lasts = [e._last for e in engines]
+        stack = _BasisStack.of(engines)
+        alphas, added_u = project_extend([e.U for e in engines], [t[3] for t in lasts],
+                                         [t[1] for t in lasts], stack.U_Q)
+        betas, added_v = project_extend([e.V for e in engines], [t[4] for t in lasts],
+                                        [t[2] for t in lasts], stack.V_Q)
+        for e, last, alpha, beta, au, av in zip(engines, lasts, alphas, betas, added_u,
+                                                added_v):
+            e._grow(au, av)
+            e.C = e.C + (lr * last[0]) * np.outer(alpha, beta)
+            e._last = None
 
     def step(self, lr: float) -> None:
         """One gradient-descent step ``W <- W - lr dL/dW`` (uses the last evaluation)."""
-        e, x, y, a, b = self._last
-        alpha, added_u = self.U.project_extend(a, known=x)
+        self.step_batch([self], lr)
+
+    def _grow(self, added_u: bool, added_v: bool) -> None:
+        """Extend ``A``, ``r_w``, ``r_m`` and ``C`` by the columns just added to the bases
+        (``U`` first, then ``V``)."""
         if added_u:
             u_img = self.U.image[:, -1]
-            self.A = np.hstack([self.A, (self.V.Q.T @ u_img)[:, None]])
+            q_old = self.V.n - int(added_v)
+            self.A = np.hstack([self.A, (self.V.Q[:, :q_old].T @ u_img)[:, None]])
             self.r_w = np.append(self.r_w, u_img @ self.net.w)
             self.C = np.vstack([self.C, np.zeros((1, self.C.shape[1]))])
             self.n_solves += 1
-        beta, added_v = self.V.project_extend(b, known=y)
         if added_v:
             v_new = self.V.Q[:, -1]
             self.A = np.vstack([self.A, (v_new @ self.U.image)[None, :]])
             self.r_m = np.append(self.r_m, v_new @ self.Rm)
             self.C = np.hstack([self.C, np.zeros((self.C.shape[0], 1))])
             self.n_solves += 1
-        self.C = self.C + (lr * e) * np.outer(alpha, beta)
-        self._last = None
+
+    @classmethod
+    def unstable_batch(cls, engines: Sequence["FixedPointEngine"]) -> np.ndarray:
+        """Whether ``det(I - W)`` changed sign, for each engine (one batched ``slogdet`` of
+        ``I - A C = det(I - W) / det(I - W0)``)."""
+        engines = list(engines)
+        B = len(engines)
+        P = round_up(max(e.U.n for e in engines), 8)
+        Q = round_up(max(e.V.n for e in engines), 8)
+        if not (P and Q):
+            return np.zeros(B, dtype=bool)
+        C = np.zeros((B, P, Q))
+        A = np.zeros((B, Q, P))
+        for i, e in enumerate(engines):
+            C[i, :e.U.n, :e.V.n] = e.C
+            A[i, :e.V.n, :e.U.n] = e.A
+        sign, _ = np.linalg.slogdet(np.eye(Q) - A @ C)
+        return sign <= 0.0
 
     def unstable(self) -> bool:
         """True if ``det(I - W)`` changed sign, i.e. a real eigenvalue of W crossed 1."""
-        return stability_sign(self.C, self.A) <= 0.0
+        return bool(self.unstable_batch([self])[0])
+
+
+class _BasisStack:
+    """The bases of a batch of engines stacked on a leading axis, zero-padded, kept from
+    epoch to epoch (only columns added since the last call are copied)."""
+
+    def __init__(self, engines: list["FixedPointEngine"]):
+        self.members = engines
+        self.n_u = [0] * len(engines)
+        self.n_v = [0] * len(engines)
+        N = engines[0].net.N
+        self.U_Q = self.U_image = self.V_Q = self.V_image = np.zeros((len(engines), N, 0))
+        self.Rtw = np.stack([e.Rtw for e in engines])
+        self.Rm = np.stack([e.Rm for e in engines])
+
+    @classmethod
+    def of(cls, engines: list["FixedPointEngine"]) -> "_BasisStack":
+        """The stack of exactly these engines (in this order), brought up to date."""
+        stack = engines[0].__dict__.get("_stack")
+        if stack is None or len(stack.members) != len(engines) or any(
+                a is not b for a, b in zip(stack.members, engines)):
+            stack = cls(engines)
+            for e in engines:
+                e._stack = stack
+        stack._sync()
+        return stack
+
+    def _sync(self) -> None:
+        need_u = round_up(max(e.U.n for e in self.members), 8)
+        need_v = round_up(max(e.V.n for e in self.members), 8)
+        if need_u > self.U_Q.shape[2]:
+            self.U_Q, self.U_image = (self._grown(a, 2 * need_u) for a in (self.U_Q, self.U_image))
+        if need_v > self.V_Q.shape[2]:
+            self.V_Q, self.V_image = (self._grown(a, 2 * need_v) for a in (self.V_Q, self.V_image))
+        for i, e in enumerate(self.members):
+            if e.U.n > self.n_u[i]:
+                self.U_Q[i, :, self.n_u[i]:e.U.n] = e.U.Q[:, self.n_u[i]:]
+                self.U_image[i, :, self.n_u[i]:e.U.n] = e.U.image[:, self.n_u[i]:]
+                self.n_u[i] = e.U.n
+            if e.V.n > self.n_v[i]:
+                self.V_Q[i, :, self.n_v[i]:e.V.n] = e.V.Q[:, self.n_v[i]:]
+                self.V_image[i, :, self.n_v[i]:e.V.n] = e.V.image[:, self.n_v[i]:]
+                self.n_v[i] = e.V.n
+
+    @staticmethod
+    def _grown(a: np.ndarray, cap: int) -> np.ndarray:
+        out = np.zeros(a.shape[:2] + (cap,))
+        out[:, :, :a.shape[2]] = a
+        return out
+
+
+def _solve(M: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Batched ``M^{-1} r``; a singular member gets NaN (the others are unaffected)."""
+    try:
+        return np.linalg.solve(M, r[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(r.shape, np.nan)
+        for i in range(M.shape[0]):
+            try:
+                out[i] = np.linalg.solve(M[i], r[i])
+            except np.linalg.LinAlgError:
+                pass
+        return out
