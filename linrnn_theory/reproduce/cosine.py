@@ -50,6 +50,8 @@ class Cosine(Figure):
 
     Examples
     --------
+    >>> Cosine.kinds, Cosine.default
+    (('sim',), True)
     >>> from linrnn_theory.reproduce.presets import TINY
     >>> fig = Cosine()
     >>> ts = fig.tasks(TINY)

@@ -49,8 +49,8 @@ class Diverge(Figure):
 
     Examples
     --------
-    >>> from linrnn_theory.reproduce.presets import TINY
     >>> fig = Diverge()
+    >>> from linrnn_theory.reproduce.presets import TINY
     >>> sims = [t for t in fig.tasks(TINY) if t["kind"] == "sim"]
     >>> len(sims)
     2

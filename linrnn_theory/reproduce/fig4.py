@@ -74,11 +74,10 @@ class Fig4(Figure):
     Examples
     --------
     >>> from linrnn_theory.reproduce.presets import TINY
-    >>> fig = Fig4()
-    >>> ts = fig.tasks(TINY)
-    >>> len(ts)            # 2 g x 2 targets x (2 seeds + 4 quantities)
+    >>> len(Fig4().tasks(TINY))            # 2 g x 2 targets x (2 seeds + 4 quantities)
     24
-    >>> r = fig.run_task([t for t in ts if t["kind"] == "sim"][0])
+    >>> sim = [t for t in Fig4().tasks(TINY) if t["kind"] == "sim"][0]
+    >>> r = Fig4().run_task(sim)
     >>> r["status"], r["learning_time"] > 0
     ('converged', True)
     """

@@ -31,6 +31,8 @@ class Nonlinear(Figure):
 
     Examples
     --------
+    >>> Nonlinear().plot([], {}) is None      # drawn by nonlinear.make_figures instead
+    True
     >>> from linrnn_theory.reproduce.presets import TINY
     >>> [(t["task"], t["g"]) for t in Nonlinear().tasks(TINY)]
     [('romo', 0.0), ('romo', 0.9)]

@@ -163,6 +163,8 @@ class NScaling(Figure):
 
     Examples
     --------
+    >>> sorted(NScaling.run_arrays)
+    ['delta_fro', 'record_epochs', 'sv_final']
     >>> from linrnn_theory.reproduce.presets import TINY
     >>> [(t["task"], t["N"], t["lr"]) for t in NScaling().tasks(TINY)][:2]
     [('romo', 8, 0.00625), ('romo', 16, 0.003125)]
