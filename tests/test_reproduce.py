@@ -99,6 +99,18 @@ def test_figure_registry_interface():
         get_figure("fig9")
     with pytest.raises(TypeError, match="Figure subclass"):
         register_figure(dict)
+
+    class Fit(Figure):
+        name, kinds = "fit", ("sim", "fit")
+
+        def tasks(self, preset):
+            return []
+
+        def simulate(self, params):
+            return {}
+    with pytest.raises(ValueError, match="kinds must be among 'sim' and 'theory'"):
+        register_figure(Fit)
+    assert "fit" not in FIGURES
     with pytest.raises(ValueError, match="kind must be 'sim' or 'theory', got 'x'"):
         FIGURES["fig3"].run_task({"figure": "fig3", "kind": "x"})
 

@@ -16,11 +16,11 @@ A learning **failure** is declared when the run diverged, or ended with a loss a
 ``conv_rel * L0`` (5 %), or lost convergence again (loss back above 5 % L0 after having
 been below).
 
-Theory overlay: if :mod:`linrnn_theory.theory.failure` is importable,
-``critical_target(g, lr=lr, epochs=epochs)`` and ``predict_failure(g, target, lr=lr,
-epochs=epochs)`` (large-N reduced gradient descent with the actual step) are evaluated per
-(g, target) and shown in the panel titles and compared in the report; otherwise the figure
-is simulation only and the report says so.
+Theory overlay (:mod:`linrnn_theory.theory.failure`, one ``"theory"`` task per (g, target)):
+``predict_failure(g, target, lr=lr, epochs=epochs)`` (large-N reduced gradient descent with
+the actual step) and, where the preset asks for it (its bisection costs minutes),
+``critical_target(g, lr=lr, epochs=epochs)``, shown in the panel titles and compared in
+the report.
 
 Data file ``data/diverge.npz`` (G g values, Z targets, S seeds, E epochs, R records):
 ``g, targets, seeds, lr (G, Z), tau (G, Z, E), loss (G, Z, S, E)`` (NaN after a stop),

@@ -135,7 +135,8 @@ class Fig3(Figure):
                 "series_sv": ser.singular_values}
 
     def collect(self, results: list[dict]) -> dict[str, np.ndarray]:
-        """Stack the task results into the arrays of ``data/fig3.npz`` (see module docstring)."""
+        """Stack the task results into the arrays of ``data/fig3.npz`` (see the module
+        docstring)."""
         sims, ths = split_kinds(results)
         gs, zs, seeds = axis(ths, "g"), axis(ths, "target"), axis(sims, "seed")
         E = ths[0]["epochs"]

@@ -330,7 +330,8 @@ def register_figure(cls: type[Figure]) -> type[Figure]:
     TypeError
         If ``cls`` is not a :class:`Figure` subclass.
     ValueError
-        If ``cls.name`` is empty or ``"all"``.
+        If ``cls.name`` is empty or ``"all"``, or ``cls.kinds`` is not a non-empty subset
+        of ``("sim", "theory")``.
 
     Examples
     --------
@@ -347,6 +348,9 @@ def register_figure(cls: type[Figure]) -> type[Figure]:
         raise TypeError(f"register_figure needs a Figure subclass, got {cls!r}")
     if not cls.name or cls.name == "all":
         raise ValueError(f"{cls.__name__}.name must be a non-empty name other than 'all'")
+    if not cls.kinds or not set(cls.kinds) <= {"sim", "theory"}:
+        raise ValueError(f"{cls.__name__}.kinds must be among 'sim' and 'theory', "
+                         f"got {cls.kinds!r}")
     FIGURES[cls.name] = cls()
     return cls
 
