@@ -45,6 +45,7 @@ and says so in the run's message, unless the fast engine was asked for by name.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,7 +54,7 @@ import scipy.linalg as sla
 from .._memo import array_cache
 from ..network import Network
 from ..task import FixedPointTask
-from .basis import FactoredDelta, MappedBasis
+from .basis import FactoredDelta, MappedBasis, round_up
 from .engine import Engine, EngineRefused, register_engine
 
 __all__ = ["BPTTEngine", "MAX_EIGVEC_COND"]
@@ -107,14 +108,32 @@ def _cached_eigenbasis(W0: np.ndarray, dt: float):
     return _real_eigenbasis(W0, dt)
 
 
-def _round_up(n: int, block: int) -> int:
-    return -(-n // block) * block
-
-
 #: Bytes of the stacked read and write matrices per loop: the per-step products stream them
 #: from cache, so a larger batch is split (measured at N = 256: per network, a batch of 4-8
 #: costs half of one network alone, a batch of 16 in one loop no less than one alone).
 BATCH_BYTES = 1 << 20
+
+
+_WORK = threading.local()
+
+
+def _workspace(T: int, n: int, M: int, K: int) -> tuple[np.ndarray, ...]:
+    """Arrays of :meth:`BPTTEngine._propagate` for ``n`` stacked recursions, reused from
+    call to call in this thread (fresh pages of a new trajectory buffer cost about as much
+    as a tenth of the loop); the matrices come zeroed, the trajectories are overwritten."""
+    cache = _WORK.__dict__.setdefault("arrays", {})
+    key = (T, n, M, K)
+    if key not in cache:
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = (np.zeros((n, 2 * M, K)), np.zeros((n, K, 2 * M)),
+                      np.zeros((n, 1, M), dtype=complex),
+                      np.zeros((T + 1, n, 1, M), dtype=complex), np.empty((T, n, 1, K)))
+    L, Rt, mult, slots, H = cache[key]
+    L.fill(0.0)
+    Rt.fill(0.0)
+    mult.fill(0.0)
+    return L, Rt, mult, slots, H
 
 
 def _chunks(engines: list) -> list[list]:
@@ -268,14 +287,12 @@ class BPTTEngine(FactoredDelta, Engine):
         # sizes rounded up (D to 32, K to 8): the BLAS kernels then meet the zero padding
         # of a smaller member only in whole blocks, which add exact zeros, and a member's
         # numbers do not depend on the batch it is in
-        M = _round_up(max(e.d.size for e in engines), 16)
+        M = round_up(max(e.d.size for e in engines), 16)
         D = 2 * M
-        K = _round_up(1 + max(max(e.U.n, e.V.n) for e in engines), 8)
-        L = np.zeros((2 * B, D, K))
-        Rt = np.zeros((2 * B, K, D))
-        mult = np.zeros((2 * B, 1, M), dtype=complex)
-        slots = np.zeros((T + 1, 2 * B, 1, M), dtype=complex)
+        K = round_up(1 + max(max(e.U.n, e.V.n) for e in engines), 8)
+        L, Rt, mult, slots, H = _workspace(T, 2 * B, M, K)
         R = slots.view(float)
+        R[0] = 0.0
         for b, e in enumerate(engines):
             p, q, De = e.U.n, e.V.n, e.D
             L[b, 0, 0] = 1.0
@@ -289,7 +306,6 @@ class BPTTEngine(FactoredDelta, Engine):
             mult[B + b, 0, :e.d.size] = e.d.conj()
             R[0, B + b, 0, :De] = e.wh
         u = e0.u
-        H = np.empty((T, 2 * B, 1, K))
         with np.errstate(over="ignore", invalid="ignore"):
             for k in range(T):
                 if k == 0 or u[k] != u[k - 1]:
