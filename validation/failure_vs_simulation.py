@@ -24,27 +24,34 @@ from linrnn_theory._io import atomic_write_json
 from linrnn_theory.theory import failure
 
 
-def case(g, target, lr0, seed, N, epochs, t_max):
-    net = lt.init_network(N=N, g=g, seed=seed)
+def cases(g, target, lr0, seeds, N, epochs, t_max):
+    """The rows of the networks ``seeds`` at one (g, target, lr0): all trained by one call
+    of ``lt.train`` (``sim_seconds`` is that call's time divided by the number of seeds)."""
+    nets = [lt.init_network(N=N, g=g, seed=seed) for seed in seeds]
     task = lt.FixedPointTask(target=target, t_max=t_max)
     lr = lr0 * (1 - g * g) ** 2
     t0 = time.perf_counter()
-    run = lt.train(net, task, lr=lr, epochs=epochs, mode="bptt")
-    sim_s = time.perf_counter() - t0
-    sharp = float("nan")
-    if run.status != "diverged":
-        L, G = lt.gradient(run.W, net, task, "bptt")
-        sharp = lr * float(np.linalg.norm(G)) ** 2 / (2 * L) if L > 0 else float("nan")
-    inst = failure.predict_failure(g, target, lr=lr, epochs=epochs, network=net)
+    runs = lt.train(nets, task, lr=lr, epochs=epochs, mode="bptt")
+    sim_s = (time.perf_counter() - t0) / len(nets)
     big = failure.predict_failure(g, target, lr=lr, epochs=epochs)
-    return {"g": g, "target": target, "lr0": lr0, "seed": seed, "N": N, "epochs": epochs,
+    rows = []
+    for seed, net, run in zip(seeds, nets, runs):
+        sharp = float("nan")
+        if run.status != "diverged":
+            L, G = lt.gradient(run.W, net, task, "bptt")
+            sharp = lr * float(np.linalg.norm(G)) ** 2 / (2 * L) if L > 0 else float("nan")
+        inst = failure.predict_failure(g, target, lr=lr, epochs=epochs, network=net)
+        rows.append({
+            "g": g, "target": target, "lr0": lr0, "seed": seed, "N": N, "epochs": epochs,
             "sim_status": run.status, "sim_stop_epoch": run.stop_epoch,
             "sim_final_loss_rel": float(run.loss[-1] / task.L0) if run.loss.size else None,
             "sim_lr_sharpness_end": sharp, "sim_seconds": sim_s,
-            "instance_status": inst.status.value, "instance_lr_sharpness": inst.lr_sharpness_final,
+            "instance_status": inst.status.value,
+            "instance_lr_sharpness": inst.lr_sharpness_final,
             "instance_diverged_epoch": inst.diverged_epoch,
             "large_n_status": big.status.value, "large_n_lr_sharpness": big.lr_sharpness_final,
-            "lambda_final_flow": big.lambda_final}
+            "lambda_final_flow": big.lambda_final})
+    return rows
 
 
 def main(argv=None):
@@ -61,9 +68,10 @@ def main(argv=None):
     ap.add_argument("--out", default="validation_results/failure.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    rows = Parallel(n_jobs=args.jobs, verbose=5)(
-        delayed(case)(g, z, l0, s, args.N, args.epochs, args.t_max)
-        for g in args.g for z in args.targets for l0 in args.lr0 for s in range(args.seeds))
+    res = Parallel(n_jobs=args.jobs, verbose=5)(
+        delayed(cases)(g, z, l0, list(range(args.seeds)), args.N, args.epochs, args.t_max)
+        for g in args.g for z in args.targets for l0 in args.lr0)
+    rows = [r for rr in res for r in rr]
     crit = {f"g={g},lr0={l0}": failure.critical_target(g, lr0=l0, epochs=args.epochs)
             for g in args.g for l0 in args.lr0}
     div = [r["sim_status"] == "diverged" for r in rows]

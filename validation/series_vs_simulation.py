@@ -76,21 +76,26 @@ MAX_SLOPE_SE = 0.25
 SLOPE_TOL = 0.1
 
 
-def simulate(N: int, g: float, target: float, seed: int, h: float, tt_max: float):
-    """Readout along ``tau`` of one network (gradient descent, fixed-point mode) and its
-    initial speed ``kappa = |a|^2 |b|^2`` at epoch 0."""
+def simulate(N: int, g: float, target: float, seeds: list[int], h: float, tt_max: float):
+    """Readout along ``tau`` of each network (gradient descent, fixed-point mode, all
+    trained by one call of ``lt.train``) and its initial speed ``kappa = |a|^2 |b|^2`` at
+    epoch 0: a list of ``(tau, readout, kappa)``, one per seed."""
     b = beta_of(g)
-    net = lt.init_network(N=N, g=g, seed=seed)
+    nets = [lt.init_network(N=N, g=g, seed=seed) for seed in seeds]
     if N <= 1024:
-        net.eigvals_W0()          # dense eigenvalues: faster than ARPACK at this size
+        for net in nets:
+            net.eigvals_W0()      # dense eigenvalues: faster than ARPACK at this size
     lr = h / b ** 2
     epochs = int(np.ceil(tt_max / h)) + 1
-    run = lt.train(net, lt.FixedPointTask(target=target), lr=lr, epochs=epochs,
-                   mode="fixed_point", n_singular=4, record_every=epochs)
-    if run.status != "ok":
-        raise RuntimeError(f"N={N} g={g} seed={seed}: {run.message}")
-    kappa = (run.grad_norm[0] / abs(target - run.readout[0])) ** 2
-    return run.tau, run.readout, kappa
+    runs = lt.train(nets, lt.FixedPointTask(target=target), lr=lr, epochs=epochs,
+                    mode="fixed_point", n_singular=4, record_every=epochs)
+    out = []
+    for seed, run in zip(seeds, runs):
+        if run.status != "ok":
+            raise RuntimeError(f"N={N} g={g} seed={seed}: {run.message}")
+        kappa = (run.grad_norm[0] / abs(target - run.readout[0])) ** 2
+        out.append((run.tau, run.readout, kappa))
+    return out
 
 
 def fit_slope(tt: np.ndarray, r: np.ndarray, se: np.ndarray, min_points: int = 4):
@@ -120,16 +125,17 @@ def jackknife_slope(tt: np.ndarray, est: np.ndarray, ser: np.ndarray, keep: np.n
 
 
 def analyse(g: float, N: int, target: float, seeds: int, h: float, tt_max: float,
-            n_points: int, root_seed: int, progress: bool = True) -> dict:
+            n_points: int, root_seed: int, progress: bool = True, batch: int = 16) -> dict:
     b = beta_of(g)
     zs, kap = [], []
     t0 = time.perf_counter()
-    for s in range(seeds):
-        tau, z, kappa = simulate(N, g, target, root_seed + s, h, tt_max)
-        zs.append(z)
-        kap.append(kappa)
+    for start in range(0, seeds, batch):
+        chunk = [root_seed + s for s in range(start, min(seeds, start + batch))]
+        for tau, z, kappa in simulate(N, g, target, chunk, h, tt_max):
+            zs.append(z)
+            kap.append(kappa)
         if progress:
-            print(f"\r  g = {g}, N = {N}: seed {s + 1}/{seeds} "
+            print(f"\r  g = {g}, N = {N}: seed {len(zs)}/{seeds} "
                   f"({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
@@ -148,7 +154,7 @@ def analyse(g: float, N: int, target: float, seeds: int, h: float, tt_max: float
     se = est.std(axis=0, ddof=1) / np.sqrt(seeds)
     raw_se = Z[:, idx].std(axis=0, ddof=1) / np.sqrt(seeds)
     # Euler error of gradient descent at step h: compare with a run at 2h (seed 0)
-    tau2, z2, _ = simulate(N, g, target, root_seed, 2 * h, tt_max)
+    (tau2, z2, _), = simulate(N, g, target, [root_seed], 2 * h, tt_max)
     z_h = np.interp(tau2, tau, Z[0])
     euler = float(np.max(np.abs(z2 - z_h)))
     ode = theory.predict(g=g, target=target, tau=tau_pts, method="ode", depth=16, rtol=1e-13,
@@ -200,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tt-max", type=float, default=0.3, help="largest tau~ (default 0.3)")
     ap.add_argument("--points", type=int, default=24, help="evaluation points (default 24)")
     ap.add_argument("--seed", type=int, default=0, help="first network seed (default 0)")
+    ap.add_argument("--batch", type=int, default=8,
+                    help="networks trained together per call of lt.train (default 8)")
     ap.add_argument("--blas-threads", type=int, default=1,
                     help="OpenBLAS threads (default 1: two threads spin-wait and slow down "
                          "badly when another process shares the 2 cores)")
@@ -220,7 +228,7 @@ def _run(args) -> int:
     for g in args.g:
         for N in args.N:
             res = analyse(g, N, args.target, args.seeds, args.h, args.tt_max, args.points,
-                          args.seed)
+                          args.seed, batch=args.batch)
             out["results"].append(res)
             print(f"\ng = {g}, N = {N}, {args.seeds} seeds ({res['seconds']:.0f} s): "
                   f"noise floor SE ~ {res['noise_floor_s']:.2f} tt^2 / sqrt(seeds), "

@@ -70,18 +70,21 @@ def network_properties(net: lt.Network, g: float) -> dict[str, float]:
     }
 
 
-def measure(N: int, g: float, target: float, seeds: int, lr0: float, epochs: int) -> list[dict]:
-    """Train ``seeds`` networks and return their learning times and properties."""
+def measure(N: int, g: float, target: float, seeds: int, lr0: float, epochs: int,
+            batch: int = 16) -> list[dict]:
+    """Train ``seeds`` networks (``batch`` of them per call of ``lt.train``) and return
+    their learning times and properties."""
     lr = lr0 * (1 - g * g) ** 2
     rows = []
-    for seed in range(seeds):
-        net = lt.init_network(N=N, g=g, seed=seed)
-        run = lt.train(net, lt.FixedPointTask(target=target), lr=lr, epochs=epochs,
-                       mode="fixed_point", n_singular=4)
-        row = {"seed": seed, "status": run.status,
-               "t_learn": learning_time(run.tau, run.loss, run.L0)}
-        row.update(network_properties(net, g))
-        rows.append(row)
+    for start in range(0, seeds, batch):
+        nets = [lt.init_network(N=N, g=g, seed=s) for s in range(start, min(seeds, start + batch))]
+        runs = lt.train(nets, lt.FixedPointTask(target=target), lr=lr, epochs=epochs,
+                        mode="fixed_point", n_singular=4)
+        for net, run in zip(nets, runs):
+            row = {"seed": net.seed, "status": run.status,
+                   "t_learn": learning_time(run.tau, run.loss, run.L0)}
+            row.update(network_properties(net, g))
+            rows.append(row)
     return rows
 
 
@@ -106,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr0", type=float, default=0.009 / 4,
                     help="lr = lr0 (1 - g^2)^2; default a quarter of the paper's rate")
     ap.add_argument("--epochs", type=int, default=1600)
+    ap.add_argument("--batch", type=int, default=16,
+                    help="networks trained together per call of lt.train (default 16)")
     ap.add_argument("--out", default=None, help="JSON file for the results")
     args = ap.parse_args(argv)
     result = {"g": args.g, "target": args.target, "lr0": args.lr0, "epochs": args.epochs,
               "by_N": {}}
     for N in args.N:
         t0 = time.perf_counter()
-        rows = measure(N, args.g, args.target, args.seeds, args.lr0, args.epochs)
+        rows = measure(N, args.g, args.target, args.seeds, args.lr0, args.epochs, args.batch)
         corr = correlations(rows)
         t = np.array([r["t_learn"] for r in rows])
         result["by_N"][str(N)] = {"rows": rows, "spearman": corr,

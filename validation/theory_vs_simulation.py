@@ -44,7 +44,6 @@ import linrnn_theory as lt
 from linrnn_theory import theory
 from linrnn_theory.simulation.dense import gradient_flow
 from linrnn_theory._io import atomic_write_json
-from linrnn_theory.simulation.fixed_point import FixedPointEngine
 from linrnn_theory.theory.traces import beta_of
 
 
@@ -101,37 +100,44 @@ def crossing_time(tau, z, level):
     return float(tau[i - 1] + (level - z[i - 1]) * (tau[i] - tau[i - 1]) / (z[i] - z[i - 1]))
 
 
-def simulate_network(N, g, seed, targets, h, tau_tilde_max, observables=False):
-    """Small-step fixed-point gradient descent of one network for several targets."""
-    net = lt.init_network(N=N, g=g, seed=seed)
+def simulate_networks(N, g, seeds, targets, h, tau_tilde_max, observables=False):
+    """Small-step fixed-point gradient descent of the networks ``seeds``, each for several
+    targets: every (seed, target) pair trained by one call of ``lt.train``.
+
+    A run that stops early (divergence; with ``observables``, the first epoch below 5 % of
+    ``L0``, where ``Delta W`` and the shuffled loss are measured) has NaN readouts after it.
+    """
+    nets = [lt.init_network(N=N, g=g, seed=seed) for seed in seeds]
     b = beta_of(g)
     lr = h / b ** 2
     epochs = int(np.ceil(tau_tilde_max / h)) + 1
+    pairs = [(net, lt.FixedPointTask(target=zh)) for net in nets for zh in targets]
+    runs = lt.train([p[0] for p in pairs], [p[1] for p in pairs], lr=lr, epochs=epochs,
+                    mode="fixed_point", n_singular=1, record_every=epochs,
+                    stop_rel_loss=0.05 if observables else None)
     out = []
-    for zh in targets:
-        task = lt.FixedPointTask(target=zh)
-        eng = FixedPointEngine(net, task)
-        z = np.empty(epochs)
-        loss = np.empty(epochs)
-        gn = np.empty(epochs)
-        conv, dw, shuffle = None, float("nan"), float("nan")
-        for ep in range(epochs):
-            L, z[ep] = eng.evaluate()
-            loss[ep], gn[ep] = L, eng.grad_norm()
-            if observables and conv is None and L < 0.05 * task.L0:
-                conv = ep
-                dw = float(np.linalg.norm(eng.C))
-                W = eng.weights()
-                shuffle = lt.shuffle_loss(W, net, task, seed=seed, mode="fixed_point",
-                                          n_shuffles=2)
-            eng.step(lr)
-        rec = {"N": N, "g": g, "seed": seed, "target": zh, "lr": lr, "readout": z.tolist()}
+    for (net, task), run in zip(pairs, runs):
+        z = np.full(epochs, np.nan)
+        z[:run.stop_epoch] = run.readout
+        rec = {"N": N, "g": g, "seed": net.seed, "target": task.target, "lr": lr,
+               "readout": z.tolist()}
         if observables:
+            conv = run.stop_epoch - 1 if run.status == "converged" else None
             rec.update(conv_epoch=conv, learning_time=None if conv is None else conv * lr,
-                       dw_norm=dw, shuffle_loss=shuffle,
-                       mean_gradient_norm=None if conv is None else float(np.mean(gn[:conv + 1])))
+                       dw_norm=float("nan") if conv is None else
+                       float(np.linalg.norm(run.W - net.W0)),
+                       shuffle_loss=float("nan") if conv is None else
+                       lt.shuffle_loss(run.W, net, task, seed=net.seed, mode="fixed_point",
+                                       n_shuffles=2),
+                       mean_gradient_norm=None if conv is None else
+                       float(np.mean(run.grad_norm[:conv + 1])))
         out.append(rec)
     return out
+
+
+def seed_chunks(seeds, batch):
+    """``range(seeds)`` in consecutive lists of at most ``batch``."""
+    return [list(range(s, min(seeds, s + batch))) for s in range(0, seeds, batch)]
 
 
 def run_key(N, g, zh):
@@ -158,10 +164,11 @@ def large_n_part(args):
         with np.load(store) as f:
             data = {k: f[k] for k in f.files}
     else:
-        jobs = [(N, g, s) for N in args.Ns for g in gs for s in range(args.seeds)]
+        jobs = [(N, g, c) for N in args.Ns for g in gs
+                for c in seed_chunks(args.seeds, args.batch)]
         res = Parallel(n_jobs=args.jobs, verbose=5)(
-            delayed(simulate_network)(N, g, s, targets, args.h, args.tau_tilde_max)
-            for N, g, s in jobs)
+            delayed(simulate_networks)(N, g, c, targets, args.h, args.tau_tilde_max)
+            for N, g, c in jobs)
         runs = [r for rr in res for r in rr]
         data = {}
         for N in args.Ns:
@@ -221,8 +228,8 @@ def observables_part(args):
     targets = [0.5, 1.0]
     N = args.obs_N
     res = Parallel(n_jobs=args.jobs, verbose=5)(
-        delayed(simulate_network)(N, g, s, targets, args.h, 3.0, observables=True)
-        for g in gs for s in range(args.seeds))
+        delayed(simulate_networks)(N, g, c, targets, args.h, 3.0, observables=True)
+        for g in gs for c in seed_chunks(args.seeds, args.batch))
     runs = [r for rr in res for r in rr]
     rows = []
     for g in gs:
@@ -255,6 +262,8 @@ def main(argv=None):
     ap.add_argument("--tau-tilde-max", type=float, default=2.5)
     ap.add_argument("--obs-N", type=int, default=2048)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=4,
+                    help="seeds trained together (x targets) per call of lt.train (default 4)")
     ap.add_argument("--gs", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.8],
                     help="large_n: gains (default 0 0.3 0.6 0.8)")
     ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 1.0, 2.0],
