@@ -130,3 +130,12 @@ def test_a_sequence_of_one_gives_a_list_and_bad_batches_are_refused():
         lt.train("net", TASK, LR, 3)
     with pytest.raises(ValueError, match="network 1: W0 is unstable"):
         lt.train([net, lt.init_network(N=16, g=3.0, seed=0)], TASK, LR, 3, "fixed_point")
+
+
+def test_simulator_doc_examples_run():
+    """The examples of docs/simulator.md (batched training among them) run as written."""
+    import doctest
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "docs" / "simulator.md"
+    result = doctest.testfile(str(path), module_relative=False, verbose=False)
+    assert result.attempted >= 8 and result.failed == 0, result
