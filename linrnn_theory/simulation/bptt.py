@@ -109,9 +109,10 @@ def _cached_eigenbasis(W0: np.ndarray, dt: float):
 
 
 #: Bytes of the stacked read and write matrices per loop: the per-step products stream them
-#: from cache, so a larger batch is split (measured at N = 256: per network, a batch of 4-8
-#: costs half of one network alone, a batch of 16 in one loop no less than one alone).
-BATCH_BYTES = 1 << 20
+#: from cache, so a larger batch is split (measured at N = 256 on a shared 2-core machine:
+#: per network, a batch of 4-8 costs about 0.6 of one network alone, a batch of 16 in one
+#: loop no less than one alone).
+BATCH_BYTES = 640 * 1024
 
 
 _WORK = threading.local()
@@ -136,18 +137,22 @@ def _workspace(T: int, n: int, M: int, K: int) -> tuple[np.ndarray, ...]:
     return L, Rt, mult, slots, H
 
 
-def _chunks(engines: list) -> list[list]:
-    """Split ``engines`` into consecutive groups whose stacked matrices fit BATCH_BYTES."""
-    out: list[list] = []
-    size = 0
-    for e in engines:
-        need = 4 * 8 * 2 * e.d.size * (2 + max(e.U.n, e.V.n))
-        if out and size + need <= BATCH_BYTES:
-            out[-1].append(e)
+def _chunks(engines: list) -> list[list[int]]:
+    """Indices of ``engines`` in groups of one padded rank (a member pays for the largest
+    rank of its group) whose stacked matrices fit BATCH_BYTES."""
+    out: list[list[int]] = []
+    by_rank: dict[int, list[int]] = {}
+    for i, e in enumerate(engines):
+        by_rank.setdefault(round_up(1 + max(e.U.n, e.V.n), 8), []).append(i)
+    for K, idx in sorted(by_rank.items()):
+        size = BATCH_BYTES
+        for i in idx:
+            need = 4 * 8 * 2 * round_up(engines[i].d.size, 16) * K
+            if size + need > BATCH_BYTES:
+                out.append([])
+                size = 0
+            out[-1].append(i)
             size += need
-        else:
-            out.append([e])
-            size = need
     return out
 
 
@@ -327,16 +332,15 @@ class BPTTEngine(FactoredDelta, Engine):
             raise ValueError("BPTTEngine.evaluate_batch needs engines of one N and one time "
                              "grid")
         loss, readout = np.empty(len(engines)), np.empty(len(engines))
-        start = 0
-        for chunk in _chunks(engines):
+        for idx in _chunks(engines):
+            chunk = [engines[i] for i in idx]
             R, H = cls._propagate(chunk)
             B = len(chunk)
-            for b, e in enumerate(chunk):
+            for b, (i, e) in enumerate(zip(idx, chunk)):
                 De, q, p = e.D, e.V.n, e.U.n
                 X, Mu = R[:, b, 0, :De], R[:, B + b, 0, :De]
-                loss[start + b], readout[start + b] = e._finish(
-                    X, Mu, H[:, b, 0, 1:1 + q], H[:, B + b, 0, 1:1 + p])
-            start += B
+                loss[i], readout[i] = e._finish(X, Mu, H[:, b, 0, 1:1 + q],
+                                                H[:, B + b, 0, 1:1 + p])
         return loss, readout
 
     def _finish(self, X, Mu, Sx, Mu_U) -> tuple[float, float]:
