@@ -138,9 +138,8 @@ def round_up(n: int, block: int) -> int:
     return -(-int(n) // block) * block
 
 
-def project_extend(bases: Sequence[MappedBasis], vectors: Sequence[np.ndarray],
-                   known: Sequence[np.ndarray], stacked: np.ndarray | None = None
-                   ) -> tuple[list[np.ndarray], list[bool]]:
+def project_extend(bases: Sequence[MappedBasis], vectors: np.ndarray, known: np.ndarray,
+                   stacked: np.ndarray | None = None) -> tuple[list[np.ndarray], list[bool]]:
     """Coefficients of ``vectors[i]`` in ``bases[i]`` (one ``N``), extending each basis by
     the normalised residual if it exceeds ``rtol |a|`` (two Gram-Schmidt passes, CGS2,
     stacked over the bases).
@@ -148,9 +147,10 @@ def project_extend(bases: Sequence[MappedBasis], vectors: Sequence[np.ndarray],
     Parameters
     ----------
     bases : sequence of MappedBasis
-    vectors : sequence of (N,) ndarray
-    known : sequence of (n_i,) ndarray
-        ``Q_i^T a_i`` (the first pass), already known to the caller.
+    vectors : (n, N) ndarray
+    known : (n, m) ndarray
+        ``Q_i^T a_i`` (the first pass), already known to the caller, zero-padded
+        (``m >= max n_i``).
     stacked : (n, N, cap) ndarray, optional
         The columns of the bases, zero-padded, if the caller keeps them stacked.
 
@@ -165,7 +165,7 @@ def project_extend(bases: Sequence[MappedBasis], vectors: Sequence[np.ndarray],
     --------
     >>> import numpy as np
     >>> B = MappedBasis(3, apply=lambda v: 2 * v)
-    >>> coeffs, added = project_extend([B], [np.array([3.0, 4.0, 0.0])], [np.zeros(0)])
+    >>> coeffs, added = project_extend([B], np.array([[3.0, 4.0, 0.0]]), np.zeros((1, 0)))
     >>> coeffs[0], added[0], B.n
     (array([5.]), True, 1)
     >>> np.allclose(B.image[:, 0], 2 * B.Q[:, 0])
@@ -179,9 +179,8 @@ def project_extend(bases: Sequence[MappedBasis], vectors: Sequence[np.ndarray],
             stacked[i, :, :b.n] = b.Q
     Q = stacked[:, :, :P]
     c = np.zeros((n, P))
-    for i, (b, k) in enumerate(zip(bases, known)):
-        c[i, :b.n] = k
-    a = np.stack(vectors)
+    c[:, :min(P, known.shape[1])] = known[:, :P]
+    a = np.asarray(vectors)
     r = a - (Q @ c[..., None])[..., 0]
     c2 = (np.swapaxes(Q, 1, 2) @ r[..., None])[..., 0]
     r = r - (Q @ c2[..., None])[..., 0]

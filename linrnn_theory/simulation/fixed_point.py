@@ -137,9 +137,9 @@ class FixedPointEngine(FactoredDelta, Engine):
         err = target - z
         with np.errstate(over="ignore", invalid="ignore"):
             gnorm = np.abs(err) * np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        ev = _Evaluation(err, x, y, a, b, gnorm)
         for i, e in enumerate(engines):
-            e._last = (float(err[i]), x[i, :e.U.n], y[i, :e.V.n], a[i], b[i],
-                       float(gnorm[i]))
+            e._last = (ev, i)
         with np.errstate(over="ignore"):
             return 0.5 * err * err, z
 
@@ -155,24 +155,31 @@ class FixedPointEngine(FactoredDelta, Engine):
 
     def grad_norm(self) -> float:
         """Frobenius norm of ``dL/dW = -e a b^T`` at the last evaluation."""
-        return self._last[5]
+        ev, i = self._last
+        return float(ev.gnorm[i])
 
     @classmethod
     def step_batch(cls, engines: Sequence["FixedPointEngine"], lr: float) -> None:
         """One gradient-descent step of each engine (uses its last evaluation); the
         coordinates of ``a`` and ``b`` in the bases come from one batched Gram-Schmidt."""
-        engines = list(engines)
-        lasts = [e._last for e in engines]
-        stack = _BasisStack.of(engines)
-        alphas, added_u = project_extend([e.U for e in engines], [t[3] for t in lasts],
-                                         [t[1] for t in lasts], stack.U_Q)
-        betas, added_v = project_extend([e.V for e in engines], [t[4] for t in lasts],
-                                        [t[2] for t in lasts], stack.V_Q)
-        for e, last, alpha, beta, au, av in zip(engines, lasts, alphas, betas, added_u,
-                                                added_v):
-            e._grow(au, av)
-            e.C = e.C + (lr * last[0]) * np.outer(alpha, beta)
-            e._last = None
+        groups: dict[int, tuple[_Evaluation, list, list[int]]] = {}
+        for e in engines:       # engines evaluated together are stepped together
+            ev, i = e._last
+            groups.setdefault(id(ev), (ev, [], []))
+            groups[id(ev)][1].append(e)
+            groups[id(ev)][2].append(i)
+        for ev, members, rows in groups.values():
+            stack = _BasisStack.of(members)
+            take = slice(None) if rows == list(range(ev.err.size)) else rows
+            alphas, added_u = project_extend([e.U for e in members], ev.a[take], ev.x[take],
+                                             stack.U_Q)
+            betas, added_v = project_extend([e.V for e in members], ev.b[take], ev.y[take],
+                                            stack.V_Q)
+            for e, i, alpha, beta, au, av in zip(members, rows, alphas, betas, added_u,
+                                                 added_v):
+                e._grow(au, av)
+                e.C = e.C + (lr * float(ev.err[i])) * np.outer(alpha, beta)
+                e._last = None
 
     def step(self, lr: float) -> None:
         """One gradient-descent step ``W <- W - lr dL/dW`` (uses the last evaluation)."""
@@ -216,6 +223,14 @@ class FixedPointEngine(FactoredDelta, Engine):
     def unstable(self) -> bool:
         """True if ``det(I - W)`` changed sign, i.e. a real eigenvalue of W crossed 1."""
         return bool(self.unstable_batch([self])[0])
+
+
+class _Evaluation:
+    """What :meth:`FixedPointEngine.evaluate_batch` leaves for the step: the stacked,
+    zero-padded ``e = z_hat - z``, ``x``, ``y``, ``a``, ``b`` and gradient norms."""
+
+    def __init__(self, err, x, y, a, b, gnorm):
+        self.err, self.x, self.y, self.a, self.b, self.gnorm = err, x, y, a, b, gnorm
 
 
 class _BasisStack:
