@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["reduced_readout", "stability_sign"]
+__all__ = ["reduced_readout", "reduced_readouts", "stability_sign"]
 
 
 def reduced_readout(C: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray,
@@ -70,6 +70,48 @@ def reduced_readout(C: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarr
     y = np.linalg.solve(np.eye(q) - A @ C, r_m)
     x = np.linalg.solve(np.eye(p) - A.T @ C.T, r_w)
     z = float(s0 + r_w @ (C @ y))
+    return z, x, y
+
+
+def reduced_readouts(Cs: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray,
+                     s0: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reduced_readout` for a stack of coefficients (one batched solve).
+
+    ``Cs`` has shape ``(..., p, q)``; ``A, r_w, r_m, s0`` are either one model's or stacks
+    broadcasting with ``Cs``. ``x`` comes from the push-through identity
+    ``(I - A^T C^T)^{-1} r_w = r_w + A^T (I - A C)^{-T} C^T r_w``, so both factors need
+    the one matrix ``I - A C``.
+
+    Returns
+    -------
+    z : (...) ndarray
+    x : (..., p) ndarray
+    y : (..., q) ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> A, C = 0.3 * rng.standard_normal((2, 3, 3)); r_w, r_m = rng.standard_normal((2, 3))
+    >>> z, x, y = reduced_readouts(np.stack([C, 2 * C]), A, r_w, r_m, 0.5)
+    >>> z1, x1, y1 = reduced_readout(2 * C, A, r_w, r_m, 0.5)
+    >>> bool(np.isclose(z[1], z1) and np.allclose(x[1], x1) and np.allclose(y[1], y1))
+    True
+    """
+    Cs = np.asarray(Cs, dtype=float)
+    p, q = Cs.shape[-2:]
+    lead = Cs.shape[:-2]
+    r_w = np.broadcast_to(r_w, lead + (p,))
+    r_m = np.broadcast_to(r_m, lead + (q,))
+    if p == 0 or q == 0:
+        return np.broadcast_to(np.asarray(s0, dtype=float), lead).copy(), r_w.copy(), r_m.copy()
+    M = np.eye(q) - A @ Cs
+    Ctr = np.einsum("...pq,...p->...q", Cs, r_w)
+    sol = np.linalg.solve(np.stack([M, np.swapaxes(M, -1, -2)]),
+                          np.stack([np.broadcast_to(r_m, Ctr.shape), Ctr])[..., None])[..., 0]
+    y, u = sol[0], sol[1]
+    x = r_w + np.einsum("...qp,...q->...p", np.broadcast_to(A, lead + A.shape[-2:]), u)
+    z = s0 + np.einsum("...q,...q->...", Ctr, y)
     return z, x, y
 
 

@@ -210,14 +210,17 @@ def clear_cache() -> None:
     _BUILDS.clear()
 
 
-def _clenshaw(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """``sum_j coef[j] T_j(x)`` for a batch ``x`` (``(m,)`` -> ``(m,) + coef.shape[1:]``)."""
-    x = x.reshape((-1,) + (1,) * (coef.ndim - 1))
-    b1 = np.zeros((x.shape[0],) + coef.shape[1:])
-    b2 = np.zeros_like(b1)
-    for c in coef[:0:-1]:
-        b1, b2 = 2.0 * x * b1 - b2 + c, b1
-    return x * b1 - b2 + coef[0]
+def _chebyshev_sum(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``sum_j coef[j] T_j(x)`` for a batch ``x`` (``(m,)`` -> ``(m,) + coef.shape[1:]``):
+    the ``T_j(x)`` by their recurrence, then one matrix product."""
+    n = coef.shape[0]
+    Tx = np.empty((x.size, n))
+    Tx[:, 0] = 1.0
+    if n > 1:
+        Tx[:, 1] = x
+    for j in range(2, n):
+        Tx[:, j] = 2.0 * x * Tx[:, j - 1] - Tx[:, j - 2]
+    return (Tx @ coef.reshape(n, -1)).reshape((x.size,) + coef.shape[1:])
 
 
 def outlier_matrices(g: float, depth: int, lam) -> np.ndarray:
@@ -236,7 +239,7 @@ def outlier_matrices(g: float, depth: int, lam) -> np.ndarray:
     t = 1.0 / (lam.ravel() - b.g * b.g)
     t_lo, t_hi = b.t_range
     x = (2.0 * t - (t_hi + t_lo)) / (t_hi - t_lo)
-    return _clenshaw(x, b.chebyshev()[:, :K, :K]).reshape(lam.shape + (K, K))
+    return _chebyshev_sum(x, b.chebyshev()[:, :K, :K]).reshape(lam.shape + (K, K))
 
 
 def large_n_model(g: float, depth: int) -> ReducedModel:

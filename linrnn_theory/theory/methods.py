@@ -32,7 +32,7 @@ from ..network import Network
 from ..trajectory import Status
 from .exact_g0 import g0_trajectory
 from .large_n import LAMBDA_MAX, large_n_model
-from .reduced import ReducedModel, StepLimitError, integrate
+from .reduced import ReducedModel, StepLimitError, integrate, integrate_many
 from .result import Prediction
 from .series import (MAX_ORDER, delta_chain_series, outlier_series_g0, readout_series,
                      singular_value_series)
@@ -43,6 +43,9 @@ __all__ = ["TheoryMethod", "Request", "register_method", "method_names", "get_me
            "solve", "converged_model", "check_tau"]
 
 _DEPTHS = (4, 6, 8, 12, 16, 24, 32)
+#: The automatic depth search integrates each group of ``_DEPTHS`` as one ODE
+#: (:func:`.reduced.integrate_many`): the shallow depths cost little next to the deepest.
+_DEPTH_GROUPS = ((4, 6, 8, 12), (16,), (24,), (32,))
 _REGISTRY: dict[str, type["TheoryMethod"]] = {}
 
 
@@ -222,14 +225,19 @@ def _sv(C: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _svs(Cs: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_sv` for a stack ``(n, p, q)``: ``(n, k)``, zero-padded."""
+    out = np.zeros((len(Cs), k))
+    if Cs.size:
+        s = np.linalg.svd(Cs, compute_uv=False)[:, :k]
+        out[:, : s.shape[1]] = s
+    return out
+
+
 def _outliers_from_model(model: ReducedModel, Cs: np.ndarray) -> np.ndarray:
-    out = np.full(len(Cs), np.nan)
     if model.outlier_matrix is not None:
-        for i, C in enumerate(Cs):
-            r = model.outliers(C, lam_max=LAMBDA_MAX)
-            if r.size:
-                out[i] = r[0]
-        return out
+        return model.largest_outliers(Cs, lam_max=LAMBDA_MAX)
+    out = np.full(len(Cs), np.nan)
     # instance: eigenvalues of the dense W = W0 + U C V^T
     for i, C in enumerate(Cs):
         ev = np.linalg.eigvals(model.weights(C))
@@ -240,12 +248,53 @@ def _outliers_from_model(model: ReducedModel, Cs: np.ndarray) -> np.ndarray:
     return out
 
 
+def _integrate_group(build, group: tuple[int, ...], prev_shape, target: float,
+                     tau: np.ndarray, rtol: float, atol: float
+                     ) -> tuple[list, StepLimitError | None]:
+    """``[(depth, model, trajectory), ...]`` for the depths of ``group``, integrated as one
+    ODE; and the :class:`.reduced.StepLimitError` of a depth that exceeded its step budget
+    (the list then stops before that depth), else ``None``.
+
+    The group is cut after the first model whose shape equals the one before (the chains
+    closed: the model is the previous one, and so is its trajectory). If the joint run
+    exceeds the budget, the depths are integrated one by one as far as they go.
+    """
+    models, shape = [], prev_shape
+    for d in group:
+        m = build(d)
+        models.append((d, m))
+        if m.shape == shape:
+            break
+        shape = m.shape
+    closed = len(models) > 1 and models[-1][1].shape == models[-2][1].shape
+    distinct = [m for _, m in (models[:-1] if closed else models)]
+    try:
+        trajs = integrate_many(distinct, target, tau, rtol=rtol, atol=atol)
+    except StepLimitError as exc:
+        if len(distinct) == 1:
+            return [], exc
+        trajs = []
+        for m in distinct:
+            try:
+                trajs.append(integrate(m, target, tau, rtol=rtol, atol=atol))
+            except StepLimitError as exc_one:
+                return [(d, m, t) for (d, m), t in zip(models, trajs)], exc_one
+    out = [(d, m, t) for (d, m), t in zip(models, trajs)]
+    if closed:                                     # the same model: the same trajectory
+        out.append((*models[-1], trajs[-1]))
+    return out, None
+
+
 def converged_model(build, target: float, tau: np.ndarray, depth: int | None, tol: float,
                     rtol: float, atol: float = 1e-14) -> tuple[ReducedModel, Any, int, float]:
     """Integrate ``build(depth)`` at increasing depths until the readout and the top
     singular value change by less than ``tol`` (relative); returns ``(model, trajectory,
     depth, change)``. ``change`` is 0 when the chains closed (the subspace stopped growing,
     so the reduction is exact), and infinite when no depth could be integrated.
+
+    The depths 4, 6, 8, 12 are integrated together as one ODE (:data:`_DEPTH_GROUPS`),
+    deeper ones one at a time; the first depth whose change from the one before is below
+    ``tol`` is returned, as if each had been integrated on its own.
 
     A depth whose integration exceeds its step budget (:class:`.reduced.StepLimitError`,
     deep stiff chains near ``g = 1``) ends the search: the previous depth is returned with
@@ -258,28 +307,26 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
     scale = max(abs(target), 1e-300)
     change = float("inf")
     best = None
-    for d in _DEPTHS:
-        model = build(d)
-        try:
-            traj = integrate(model, target, tau, rtol=rtol, atol=atol)
-        except StepLimitError:
+    for group in _DEPTH_GROUPS:
+        entries, over_budget = _integrate_group(build, group, prev[2] if prev else None,
+                                                target, tau, rtol, atol)
+        for d, model, traj in entries:
+            s1 = _svs(traj.C, 1)[:, 0]
+            if prev is not None:
+                dz = np.max(np.abs(traj.readout - prev[0])) / scale
+                ds = np.max(np.abs(s1 - prev[1])) / max(np.max(np.abs(s1)), 1e-300)
+                change = max(dz, ds)
+                if model.shape == prev[2]:
+                    return model, traj, d, 0.0
+                if change < tol:
+                    return model, traj, d, change
+            prev = (traj.readout, s1, model.shape)
+            best = (model, traj, d)
+        if over_budget is not None:
             if best is None:
-                raise
+                raise over_budget
             return (*best, change)
-        s1 = np.array([_sv(C, 1)[0] for C in traj.C])
-        if prev is not None:
-            dz = np.max(np.abs(traj.readout - prev[0])) / scale
-            ds = np.max(np.abs(s1 - prev[1])) / max(np.max(np.abs(s1)), 1e-300)
-            change = max(dz, ds)
-            if model.shape == prev[2]:
-                return model, traj, d, 0.0
-            if change < tol:
-                return model, traj, d, change
-        prev = (traj.readout, s1, model.shape)
-        best = (model, traj, d)
     return model, traj, d, change
-
-
 
 
 def _reduced_prediction(method: TheoryMethod, req: Request, build, depth: int | None
@@ -305,10 +352,9 @@ def _reduced_prediction(method: TheoryMethod, req: Request, build, depth: int | 
         message = (f"depth {used}: last change {change:.2e} >= tol {req.tol:.1e}. "
                    + message).strip()
     n = tau.size
-    sv = np.array([_sv(C, req.n_singular) for C in traj.C])
+    sv = _svs(traj.C, req.n_singular)
     lam = _outliers_from_model(model, traj.C) if outlier else np.full(n, np.nan)
-    gn = np.array([model.grad_norm(C, req.zt) for C in traj.C]) if req.grad_norm \
-        else np.full(n, np.nan)
+    gn = model.grad_norms(traj.C, req.zt) if req.grad_norm else np.full(n, np.nan)
     c = req.c
     return Prediction(tau=tau, tau_tilde=method.tau_tilde(req), readout=c * traj.readout,
                       loss=0.5 * (req.target - c * traj.readout) ** 2, singular_values=sv,

@@ -21,15 +21,16 @@ the subspace. It reproduces the full flow when ``U, V`` contain the Krylov chain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..lowrank import reduced_readout
+from ..lowrank import reduced_readout, reduced_readouts
 from ..trajectory import Status
 
-__all__ = ["ReducedModel", "FlowSolution", "integrate", "StepLimitError", "MAX_NFEV"]
+__all__ = ["ReducedModel", "FlowSolution", "integrate", "integrate_many", "StepLimitError",
+           "MAX_NFEV"]
 
 #: Default budget of right-hand side evaluations of one integration. A converged depth
 #: needs about a thousand (measured for 0 <= g <= 0.998); near ``g = 1`` deep chains become so stiff that an
@@ -152,6 +153,158 @@ class ReducedModel:
                 roots.append(brentq(f, grid[i], grid[i + 1], xtol=1e-14, rtol=1e-13))
         return np.array(sorted(roots, reverse=True))
 
+    def readouts(self, Cs: np.ndarray) -> np.ndarray:
+        """:meth:`readout` for a stack ``Cs`` of shape ``(n, p, q)`` (one batched solve)."""
+        return np.asarray(reduced_readouts(Cs, self.A, self.r_w, self.r_m, self.s0)[0])
+
+    def grad_norms(self, Cs: np.ndarray, target: float) -> np.ndarray:
+        """:meth:`grad_norm` for a stack ``Cs`` of shape ``(n, p, q)``."""
+        Cs = np.asarray(Cs, dtype=float)
+        z, x, y = reduced_readouts(Cs, self.A, self.r_w, self.r_m, self.s0)
+        aw, c_a, G_a, bm, c_b, G_b = self.norm_data
+        s = np.einsum("npq,np->nq", Cs, x)
+        t = np.einsum("npq,nq->np", Cs, y)
+        a2 = aw + 2.0 * (s @ c_a) + np.einsum("nq,nq->n", s, s @ np.transpose(G_a))
+        b2 = bm + 2.0 * (t @ c_b) + np.einsum("np,np->n", t, t @ np.transpose(G_b))
+        return np.abs(target - z) * np.sqrt(np.maximum(a2, 0.0) * np.maximum(b2, 0.0))
+
+    def _outlier_batch(self, lam: np.ndarray) -> np.ndarray:
+        many = self.info.get("outlier_matrices")
+        if many is not None:
+            return many(lam)
+        return np.array([self.outlier_matrix(float(x)) for x in lam])
+
+    def largest_outliers(self, Cs: np.ndarray, lam_max: float = 1.5,
+                         n_grid: int = 200) -> np.ndarray:
+        """The largest root of :meth:`outliers` for each ``C`` of a stack ``(n, p, q)``
+        (NaN where there is none), vectorised over ``C`` and ``lambda``.
+
+        Same grid and brackets as :meth:`outliers` (the largest root lies in the highest
+        grid cell where ``det(I - C M(lambda))`` changes sign); the determinants are
+        evaluated from the top of the grid down, in blocks, only until every ``C`` has
+        found its cell, and a ``C`` with ``|C|_2 |M(lambda)|_2 < 1`` on a grid point has
+        a positive determinant there without evaluating it. The roots are refined for all
+        ``C`` at once (bracketing Illinois steps, tolerance as ``brentq(xtol=1e-14,
+        rtol=1e-13)``).
+        """
+        if self.outlier_matrix is None:
+            raise ValueError("this reduced model carries no outlier data")
+        Cs = np.asarray(Cs, dtype=float)
+        n = Cs.shape[0]
+        out = np.full(n, np.nan)
+        lo = self.bulk_radius * (1 + 1e-9) + 1e-12
+        if n == 0 or Cs[0].size == 0 or lo >= lam_max:
+            return out
+        p = Cs.shape[1]
+        eye = np.eye(p)
+        grid = np.linspace(lo, lam_max, n_grid)
+        Mg = self._outlier_batch(grid)                       # (n_grid, q, p)
+        mnorm = np.linalg.norm(Mg, ord=2, axis=(1, 2))
+        cnorm = np.linalg.norm(Cs, ord=2, axis=(1, 2))
+        vals = np.ones((n, n_grid))                          # sign-correct where safe
+        unsafe = cnorm[:, None] * mnorm[None, :] >= 1.0
+        cell = np.full(n, -1)                                # highest bracket index
+        open_ = unsafe.any(axis=1)
+        block = 25
+        hi = n_grid
+        while hi > 0 and open_.any():
+            lo_i = max(0, hi - block)
+            rows = np.nonzero(open_)[0]
+            sub = unsafe[rows, lo_i:hi]
+            rr, kk = np.nonzero(sub)
+            if rr.size:
+                i, k = rows[rr], lo_i + kk
+                vals[i, k] = np.linalg.det(eye - Cs[i] @ Mg[k])
+            # brackets j = lo_i .. top - 1 (vals[:, hi] is known from the block above)
+            top = min(hi, n_grid - 1)
+            V = vals[rows, lo_i:top + 1]
+            v0, v1 = V[:, :-1], V[:, 1:]
+            hit = (v0 == 0.0) | (v0 * v1 < 0)
+            has = hit.any(axis=1)
+            jmax = lo_i + hit.shape[1] - 1 - np.argmax(hit[:, ::-1], axis=1)
+            cell[rows[has]] = jmax[has]
+            open_ &= cell < 0
+            if lo_i == 0:
+                break
+            # rows with only safe (positive) points left below close, unless the value at
+            # lo_i is negative (then the cell below it brackets a root)
+            open_ &= unsafe[:, :lo_i].any(axis=1) | (vals[:, lo_i] < 0)
+            hi = lo_i
+        found = np.nonzero(cell >= 0)[0]
+        if not found.size:
+            return out
+        j = cell[found]
+        a, b = grid[j], grid[j + 1]
+        fa, fb = vals[found, j], vals[found, j + 1]
+        exact = fa == 0.0
+        out[found[exact]] = a[exact]
+        idx = found[~exact]
+        a, b, fa, fb = a[~exact], b[~exact], fa[~exact], fb[~exact]
+
+        def f(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return np.linalg.det(eye - Cs[rows] @ self._outlier_batch(x))
+
+        x = _bracketed_roots(f, a, b, fa, fb, idx)
+        out[idx] = x
+        return out
+
+
+def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray,
+                     b: np.ndarray, fa: np.ndarray, fb: np.ndarray, rows: np.ndarray,
+                     xtol: float = 1e-14, rtol: float = 1e-13, maxiter: int = 200
+                     ) -> np.ndarray:
+    """Roots of ``f(x, rows)[i]`` in the brackets ``[a_i, b_i]`` (``fa_i fb_i < 0``), all at
+    once, to ``|x - root| <= xtol + rtol |root|`` (as :func:`scipy.optimize.brentq`).
+
+    Illinois (modified regula falsi) steps, a bisection whenever a bracket did not halve in
+    two steps; once a step moves by less than the tolerance, the bracket
+    ``[x - tol, x + tol]`` is tested, and a sign change there ends that root.
+    """
+    a, b, fa, fb = (np.array(v, dtype=float) for v in (a, b, fa, fb))
+    out = np.empty(a.size)
+    act = np.arange(a.size)
+    side = np.zeros(a.size, dtype=int)
+    width = b - a
+    x_old = np.full(a.size, np.nan)
+    for _ in range(maxiter):
+        tol = xtol + rtol * np.maximum(np.abs(a), np.abs(b))
+        done = (b - a) <= 2.0 * tol
+        if done.any():
+            out[act[done]] = 0.5 * (a[done] + b[done])
+            keep = ~done
+            a, b, fa, fb, act, side, width, x_old = (v[keep] for v in
+                                                     (a, b, fa, fb, act, side, width, x_old))
+            tol = tol[keep]
+        if not act.size:
+            return out
+        x = (a * fb - b * fa) / (fb - fa)
+        slow = (b - a) > 0.5 * width
+        x = np.where(slow | ~((x > a) & (x < b)), 0.5 * (a + b), x)
+        near = np.abs(x - x_old) <= tol
+        # a converged iterate: bracket it tightly (the next step tests x -/+ tol)
+        x = np.where(near & (x - tol > a) & (x - a < b - x), x - tol, x)
+        x = np.where(near & (x + tol < b) & (x - a >= b - x), x + tol, x)
+        width = np.where(slow, b - a, width)
+        fx = f(x, rows[act])
+        zero = fx == 0.0
+        if zero.any():
+            out[act[zero]] = x[zero]
+            keep = ~zero
+            a, b, fa, fb, act, side, width, x, fx = (v[keep] for v in
+                                                     (a, b, fa, fb, act, side, width, x, fx))
+            if not act.size:
+                return out
+        x_old = x
+        left = np.sign(fx) == np.sign(fa)          # root in [x, b]
+        # Illinois: halve the stale end's value when the same end is kept twice
+        fb = np.where(left & (side == 1), 0.5 * fb, fb)
+        fa = np.where(~left & (side == -1), 0.5 * fa, fa)
+        a, fa = np.where(left, x, a), np.where(left, fx, fa)
+        b, fb = np.where(left, b, x), np.where(left, fb, fx)
+        side = np.where(left, 1, -1)
+    out[act] = 0.5 * (a + b)
+    return out
+
 
 @dataclass(frozen=True)
 class FlowSolution:
@@ -212,61 +365,158 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
     StepLimitError
         If the integration needs more than ``max_nfev`` evaluations (a stiff, deep model
         near ``g = 1``).
+
+    Examples
+    --------
+    >>> from linrnn_theory.theory.large_n import large_n_model
+    >>> sol = integrate(large_n_model(0.5, 6), 1.0, [0.0, 0.5, 10.0])
+    >>> sol.C.shape, bool(abs(sol.readout[-1] - 1.0) < 1e-9)
+    ((3, 6, 6), True)
     """
-    p, q = model.shape
+    return integrate_many([model], target, tau, rtol=rtol, atol=atol,
+                          with_grad_integral=with_grad_integral, max_nfev=max_nfev)[0]
+
+
+def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarray,
+                   rtol: float = 1e-11, atol: float = 1e-14,
+                   with_grad_integral: bool = False,
+                   max_nfev: int = MAX_NFEV) -> list[FlowSolution]:
+    """Integrate the reduced flows of several models as one ODE (one DOP853 run).
+
+    The models (e.g. the depths of an automatic depth search) are padded to a common shape
+    inside the right-hand side, which solves all their systems in one batched call; the
+    state holds only the real coordinates. The step control uses the RMS error over all of
+    them (the models are similar, so each is held to about ``rtol, atol``: the results
+    differ from separate runs by a few ``rtol``). A symmetric ``A`` with ``r_w = r_m``
+    (every large-N model) keeps ``C`` symmetric and ``x = y``: one solve per evaluation
+    instead of two. The run stops when every model has converged
+    (``|z_hat - z| <= 10 rtol |z_hat|``) and holds the states after, so each is integrated
+    at least as far as it would be alone; a model too stiff to converge within
+    ``max_nfev`` makes the joint run exceed it too.
+
+    Parameters and exceptions as :func:`integrate`, with a sequence of models.
+
+    Returns
+    -------
+    list of FlowSolution
+        One per model, in order (``nfev`` is that of the joint run).
+
+    Examples
+    --------
+    >>> from linrnn_theory.theory.large_n import large_n_model
+    >>> a, b = integrate_many([large_n_model(0.5, 4), large_n_model(0.5, 8)], 1.0, [0.0, 2.0])
+    >>> a.C.shape, b.C.shape, bool(abs(a.readout[-1] - b.readout[-1]) < 1e-6)
+    ((2, 4, 4), (2, 8, 8), True)
+    """
+    models = list(models)
+    if not models:
+        return []
     tau = np.asarray(tau, dtype=float)
-    n = p * q
-
+    K = len(models)
+    shapes = [m.shape for m in models]
+    P = max(p for p, _ in shapes)
+    Q = max(q for _, q in shapes)
+    A = np.zeros((K, Q, P))
+    r_w, r_m = np.zeros((K, P)), np.zeros((K, Q))
+    s0 = np.array([float(m.s0) for m in models])
+    for k, (m, (p, q)) in enumerate(zip(models, shapes)):
+        A[k, :q, :p], r_w[k, :p], r_m[k, :q] = m.A, m.r_w, m.r_m
+    At = np.ascontiguousarray(np.swapaxes(A, 1, 2))
+    flat = np.concatenate([k * P * Q + (np.arange(p)[:, None] * Q + np.arange(q)).ravel()
+                           for k, (p, q) in enumerate(shapes)]).astype(np.intp)
+    n = flat.size
+    eye = np.eye(Q)
+    gn = None
+    if with_grad_integral:
+        gn = [np.zeros((K, Q)), np.zeros((K, Q, Q)), np.zeros((K, P)), np.zeros((K, P, P))]
+        aw = np.array([float(m.norm_data[0]) for m in models])
+        bm = np.array([float(m.norm_data[3]) for m in models])
+        for k, (m, (p, q)) in enumerate(zip(models, shapes)):
+            _, c_a, G_a, _, c_b, G_b = m.norm_data
+            gn[0][k, :q], gn[1][k, :q, :q], gn[2][k, :p], gn[3][k, :p, :p] = c_a, G_a, c_b, G_b
     calls = [0]
+    buf = np.zeros(K * P * Q)
+    # a symmetric A with r_w = r_m (every large-N model) keeps C symmetric, so x = y
+    symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
+                               and np.array_equal(m.r_w, m.r_m) for m in models)
+    r_m3 = r_m[:, :, None]
 
-    def rhs(_t, s):
+    def rhs(_t, state):
         calls[0] += 1
         if calls[0] > max_nfev:
-            raise StepLimitError(f"the reduced ODE (shape {p} x {q}) needed more than "
-                                 f"{max_nfev} right-hand side evaluations: the flow is too stiff "
-                                 "to integrate (deep chains near g = 1)")
-        C = s[:n].reshape(p, q)
-        z, x, y = reduced_readout(C, model.A, model.r_w, model.r_m, model.s0)
-        d = ((target - z) * np.outer(x, y)).ravel()
-        if with_grad_integral:
-            return np.append(d, model.grad_norm(C, target))
-        return d
+            raise StepLimitError(f"the reduced ODE (shape {shapes[-1][0]} x {shapes[-1][1]}) "
+                                 f"needed more than {max_nfev} right-hand side evaluations: "
+                                 "the flow is too stiff to integrate (deep chains near g = 1)")
+        buf[flat] = state[:n]
+        C = buf.reshape(K, P, Q)
+        M = eye - A @ C
+        if symmetric:             # C stays symmetric and x = y
+            y = np.linalg.solve(M, r_m3)[:, :, 0]
+            x = y
+            e = target - (s0 + np.einsum("kq,kq->k", np.einsum("kpq,kp->kq", C, r_w), y))
+        else:
+            Ctr = np.einsum("kpq,kp->kq", C, r_w)
+            sol = np.linalg.solve(np.concatenate([M, np.swapaxes(M, 1, 2)]),
+                                  np.concatenate([r_m, Ctr])[:, :, None])[:, :, 0]
+            y, u = sol[:K], sol[K:]
+            x = r_w + np.einsum("kpq,kq->kp", At, u)
+            e = target - (s0 + np.einsum("kq,kq->k", Ctr, y))
+        d = ((e[:, None] * x)[:, :, None] * y[:, None, :]).reshape(-1)[flat]
+        if gn is None:
+            return d
+        c_a, G_a, c_b, G_b = gn
+        sv = np.einsum("kpq,kp->kq", C, x)
+        tv = np.einsum("kpq,kq->kp", C, y)
+        a2 = aw + 2 * np.einsum("kq,kq->k", c_a, sv) + np.einsum("kq,kqr,kr->k", sv, G_a, sv)
+        b2 = bm + 2 * np.einsum("kp,kp->k", c_b, tv) + np.einsum("kp,kpr,kr->k", tv, G_b, tv)
+        g_norm = np.abs(e) * np.sqrt(np.maximum(a2, 0.0) * np.maximum(b2, 0.0))
+        return np.concatenate([d, g_norm])
 
-    s0 = np.zeros(n + (1 if with_grad_integral else 0))
+    last = models[-1]
+    p_l, q_l = shapes[-1]
+    size = n + (K if with_grad_integral else 0)
+    s_init = np.zeros(size)
     t_end = float(tau[-1]) if tau.size else 0.0
     scale = max(abs(target), 1e-300)
+    thr = 10.0 * rtol * scale
 
     # Once |z_hat - z| <= 10 rtol |z_hat| (the integrator's own resolution) learning is over
     # (dC/dtau = e x y^T), but e keeps decaying at the rate S = |a|^2 |b|^2, which makes
     # the tail stiff for an explicit integrator: stop there and hold the state (the
     # remaining change of C is below |e| |x| |y| / S).
-    def done(_t, s):
-        C = s[:n].reshape(p, q)
-        return abs(target - model.readout(C)) - 10.0 * rtol * scale
+    def done(_t, state):
+        if K == 1:
+            return abs(target - last.readout(state[:n].reshape(p_l, q_l))) - thr
+        buf[flat] = state[:n]
+        z = reduced_readouts(buf.reshape(K, P, Q), A, r_w, r_m, s0)[0]
+        return float(np.max(np.abs(target - z))) - thr
     done.terminal = True
     done.direction = -1
 
     if t_end <= 0.0:
-        Cs = np.zeros((tau.size, p, q))
-        sol_y = np.zeros((s0.size, tau.size))
-        status, msg, nfev = Status.OK, "no time to integrate", 0
+        sol_y = np.zeros((size, tau.size))
+        msg, nfev = "no time to integrate", 0
     else:
-        sol = solve_ivp(rhs, (0.0, t_end), s0, method="DOP853", dense_output=True,
+        sol = solve_ivp(rhs, (0.0, t_end), s_init, method="DOP853", dense_output=True,
                         events=done, rtol=rtol, atol=atol)
         if sol.status == -1 or not np.all(np.isfinite(sol.y)):
             raise RuntimeError(f"reduced ODE failed: {sol.message}")
         t_stop = float(sol.t[-1])
         inside = tau <= t_stop
-        sol_y = np.empty((s0.size, tau.size))
+        sol_y = np.empty((size, tau.size))
         if inside.any():
             sol_y[:, inside] = sol.sol(tau[inside])
         if (~inside).any():
             hold = sol.y[:, -1].copy()   # gradient norm ~ |e| |a| |b| ~ 0 after the stop
             sol_y[:, ~inside] = hold[:, None]
-        Cs = sol_y[:n].T.reshape(tau.size, p, q)
-        status, nfev = Status.OK, int(sol.nfev)
+        nfev = int(sol.nfev)
         msg = sol.message if sol.status == 0 else f"converged at tau = {t_stop:.6g}; held after"
-    z = np.array([model.readout(C) for C in Cs])
-    gi = sol_y[n] if with_grad_integral else np.zeros(tau.size)
-    return FlowSolution(tau=tau, C=Cs, readout=z, grad_int=gi, status=status, message=msg,
-                      nfev=nfev)
+    out = []
+    start = 0
+    for k, (m, (p, q)) in enumerate(zip(models, shapes)):
+        Cs = np.ascontiguousarray(sol_y[start:start + p * q].T).reshape(tau.size, p, q)
+        start += p * q
+        gi = sol_y[n + k].copy() if with_grad_integral else np.zeros(tau.size)
+        out.append(FlowSolution(tau=tau, C=Cs, readout=m.readouts(Cs), grad_int=gi,
+                                status=Status.OK, message=msg, nfev=nfev))
+    return out
