@@ -249,7 +249,7 @@ def _outliers_from_model(model: ReducedModel, Cs: np.ndarray) -> np.ndarray:
 
 
 def _integrate_group(build, group: tuple[int, ...], prev_shape, target: float,
-                     tau: np.ndarray, rtol: float, atol: float
+                     tau: np.ndarray, rtol: float, atol: float, options: dict
                      ) -> tuple[list, StepLimitError | None]:
     """``[(depth, model, trajectory), ...]`` for the depths of ``group``, integrated as one
     ODE; and the :class:`.reduced.StepLimitError` of a depth that exceeded its step budget
@@ -259,6 +259,25 @@ def _integrate_group(build, group: tuple[int, ...], prev_shape, target: float,
     closed: the model is the previous one, and so is its trajectory). If the joint run
     exceeds the budget, the depths are integrated one by one as far as they go.
     """
+    models, closed = _group_models(build, group, prev_shape)
+    distinct = [m for _, m in (models[:-1] if closed else models)]
+    try:
+        trajs = integrate_many(distinct, target, tau, rtol=rtol, atol=atol, **options)
+    except StepLimitError as exc:
+        if len(distinct) == 1:
+            return [], exc
+        trajs = []
+        for m in distinct:
+            try:
+                trajs.extend(integrate_many([m], target, tau, rtol=rtol, atol=atol,
+                                            **options))
+            except StepLimitError as exc_one:
+                return [(d, m, t) for (d, m), t in zip(models, trajs)], exc_one
+    return _group_entries(models, closed, trajs), None
+
+
+def _group_models(build, group: tuple[int, ...], prev_shape) -> tuple[list, bool]:
+    """The models of ``group`` up to the first that repeats the shape before it (closed)."""
     models, shape = [], prev_shape
     for d in group:
         m = build(d)
@@ -267,26 +286,93 @@ def _integrate_group(build, group: tuple[int, ...], prev_shape, target: float,
             break
         shape = m.shape
     closed = len(models) > 1 and models[-1][1].shape == models[-2][1].shape
-    distinct = [m for _, m in (models[:-1] if closed else models)]
-    try:
-        trajs = integrate_many(distinct, target, tau, rtol=rtol, atol=atol)
-    except StepLimitError as exc:
-        if len(distinct) == 1:
-            return [], exc
-        trajs = []
-        for m in distinct:
-            try:
-                trajs.append(integrate(m, target, tau, rtol=rtol, atol=atol))
-            except StepLimitError as exc_one:
-                return [(d, m, t) for (d, m), t in zip(models, trajs)], exc_one
+    return models, closed
+
+
+def _group_entries(models: list, closed: bool, trajs: list) -> list:
     out = [(d, m, t) for (d, m), t in zip(models, trajs)]
-    if closed:                                     # the same model: the same trajectory
+    if closed and trajs:                           # the same model: the same trajectory
         out.append((*models[-1], trajs[-1]))
-    return out, None
+    return out
+
+
+class _Search:
+    """The depth search of one target (the rule of :func:`converged_model`)."""
+
+    def __init__(self, target: float, tol: float) -> None:
+        self.scale = max(abs(target), 1e-300)
+        self.tol = tol
+        self.prev = None
+        self.best = None
+        self.change = float("inf")
+        self.last = None
+        self.result = None
+
+    def feed(self, entries: list, over_budget: StepLimitError | None) -> None:
+        for d, model, traj in entries:
+            self.last = (model, traj, d)
+            s1 = _svs(traj.C, 1)[:, 0]
+            if self.prev is not None:
+                dz = np.max(np.abs(traj.readout - self.prev[0])) / self.scale
+                ds = np.max(np.abs(s1 - self.prev[1])) / max(np.max(np.abs(s1)), 1e-300)
+                self.change = max(dz, ds)
+                if model.shape == self.prev[2]:
+                    self.result = (model, traj, d, 0.0)
+                    return
+                if self.change < self.tol:
+                    self.result = (model, traj, d, self.change)
+                    return
+            self.prev = (traj.readout, s1, model.shape)
+            self.best = (model, traj, d)
+        if over_budget is not None:
+            if self.best is None:
+                raise over_budget
+            self.result = (*self.best, self.change)
+
+    def final(self) -> tuple:
+        return self.result if self.result is not None else (*self.last, self.change)
+
+
+def converged_models(build, targets, tau: np.ndarray, tol: float, rtol: float,
+                     atol: float = 1e-14, **options: Any) -> list[tuple]:
+    """:func:`converged_model` (automatic depth) for several targets of one ``build``: the
+    depths of a group and all the targets still searching are integrated as one ODE
+    (:func:`.reduced.integrate_many`); if that run exceeds its step budget, each target
+    is searched on its own. ``options`` go to the integrator (``with_grad_integral``,
+    ``dense``, ``max_nfev``). Returns one ``(model, trajectory, depth, change)`` per
+    target.
+    """
+    targets = [float(t) for t in targets]
+    searches = [_Search(t, tol) for t in targets]
+    prev_shape = None
+    for group in _DEPTH_GROUPS:
+        todo = [i for i, s in enumerate(searches) if s.result is None]
+        if not todo:
+            break
+        models, closed = _group_models(build, group, prev_shape)
+        distinct = [m for _, m in (models[:-1] if closed else models)]
+        try:
+            trajs = integrate_many(distinct * len(todo),
+                                   np.repeat([targets[i] for i in todo], len(distinct)),
+                                   tau, rtol=rtol, atol=atol, **options)
+            per = {i: (_group_entries(models, closed, trajs[j * len(distinct):
+                                                             (j + 1) * len(distinct)]), None)
+                   for j, i in enumerate(todo)}
+        except StepLimitError as exc:
+            if len(todo) == 1 and len(distinct) == 1:
+                per = {todo[0]: ([], exc)}
+            else:
+                per = {i: _integrate_group(build, group, prev_shape, targets[i], tau, rtol,
+                                           atol, options) for i in todo}
+        for i in todo:
+            searches[i].feed(*per[i])
+        prev_shape = models[-1][1].shape
+    return [s.final() for s in searches]
 
 
 def converged_model(build, target: float, tau: np.ndarray, depth: int | None, tol: float,
-                    rtol: float, atol: float = 1e-14) -> tuple[ReducedModel, Any, int, float]:
+                    rtol: float, atol: float = 1e-14, **options: Any
+                    ) -> tuple[ReducedModel, Any, int, float]:
     """Integrate ``build(depth)`` at increasing depths until the readout and the top
     singular value change by less than ``tol`` (relative); returns ``(model, trajectory,
     depth, change)``. ``change`` is 0 when the chains closed (the subspace stopped growing,
@@ -294,7 +380,8 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
 
     The depths 4, 6, 8, 12 are integrated together as one ODE (:data:`_DEPTH_GROUPS`),
     deeper ones one at a time; the first depth whose change from the one before is below
-    ``tol`` is returned, as if each had been integrated on its own.
+    ``tol`` is returned, as if each had been integrated on its own. ``options`` go to the
+    integrator (:func:`.reduced.integrate_many`).
 
     A depth whose integration exceeds its step budget (:class:`.reduced.StepLimitError`,
     deep stiff chains near ``g = 1``) ends the search: the previous depth is returned with
@@ -302,31 +389,9 @@ def converged_model(build, target: float, tau: np.ndarray, depth: int | None, to
     """
     if depth is not None:
         model = build(depth)
-        return model, integrate(model, target, tau, rtol=rtol, atol=atol), depth, float("nan")
-    prev = None
-    scale = max(abs(target), 1e-300)
-    change = float("inf")
-    best = None
-    for group in _DEPTH_GROUPS:
-        entries, over_budget = _integrate_group(build, group, prev[2] if prev else None,
-                                                target, tau, rtol, atol)
-        for d, model, traj in entries:
-            s1 = _svs(traj.C, 1)[:, 0]
-            if prev is not None:
-                dz = np.max(np.abs(traj.readout - prev[0])) / scale
-                ds = np.max(np.abs(s1 - prev[1])) / max(np.max(np.abs(s1)), 1e-300)
-                change = max(dz, ds)
-                if model.shape == prev[2]:
-                    return model, traj, d, 0.0
-                if change < tol:
-                    return model, traj, d, change
-            prev = (traj.readout, s1, model.shape)
-            best = (model, traj, d)
-        if over_budget is not None:
-            if best is None:
-                raise over_budget
-            return (*best, change)
-    return model, traj, d, change
+        traj = integrate_many([model], target, tau, rtol=rtol, atol=atol, **options)[0]
+        return model, traj, depth, float("nan")
+    return converged_models(build, [target], tau, tol, rtol, atol, **options)[0]
 
 
 def _reduced_prediction(method: TheoryMethod, req: Request, build, depth: int | None

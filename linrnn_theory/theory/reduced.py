@@ -327,6 +327,9 @@ class FlowSolution:
         The integrator's message, or where the flow stopped and was held.
     nfev : int
         Right-hand side evaluations.
+    dense : callable or None
+        ``t -> (C(t), int_0^t |dL/dW|)`` from the integrator's dense output (held after
+        the stop; :func:`integrate_many` with ``dense=True``), else ``None``.
     """
 
     tau: np.ndarray
@@ -336,6 +339,9 @@ class FlowSolution:
     status: Status
     message: str
     nfev: int
+    dense: Callable[[float], tuple[np.ndarray, float]] | None = field(default=None,
+                                                                     repr=False,
+                                                                     compare=False)
 
 
 def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float = 1e-11,
@@ -377,10 +383,10 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
                           with_grad_integral=with_grad_integral, max_nfev=max_nfev)[0]
 
 
-def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarray,
-                   rtol: float = 1e-11, atol: float = 1e-14,
-                   with_grad_integral: bool = False,
-                   max_nfev: int = MAX_NFEV) -> list[FlowSolution]:
+def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[float],
+                   tau: np.ndarray, rtol: float = 1e-11, atol: float = 1e-14,
+                   with_grad_integral: bool = False, max_nfev: int = MAX_NFEV,
+                   dense: bool = False) -> list[FlowSolution]:
     """Integrate the reduced flows of several models as one ODE (one DOP853 run).
 
     The models (e.g. the depths of an automatic depth search) are padded to a common shape
@@ -394,7 +400,9 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
     at least as far as it would be alone; a model too stiff to converge within
     ``max_nfev`` makes the joint run exceed it too.
 
-    Parameters and exceptions as :func:`integrate`, with a sequence of models.
+    Parameters and exceptions as :func:`integrate`, with a sequence of models; ``target``
+    may also be one target per model. With ``dense=True`` each solution carries
+    :attr:`FlowSolution.dense`.
 
     Returns
     -------
@@ -413,6 +421,7 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
         return []
     tau = np.asarray(tau, dtype=float)
     K = len(models)
+    targets = np.broadcast_to(np.asarray(target, dtype=float), (K,)).copy()
     shapes = [m.shape for m in models]
     P = max(p for p, _ in shapes)
     Q = max(q for _, q in shapes)
@@ -453,14 +462,14 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
         if symmetric:             # C stays symmetric and x = y
             y = np.linalg.solve(M, r_m3)[:, :, 0]
             x = y
-            e = target - (s0 + np.einsum("kq,kq->k", np.einsum("kpq,kp->kq", C, r_w), y))
+            e = targets - (s0 + np.einsum("kq,kq->k", np.einsum("kpq,kp->kq", C, r_w), y))
         else:
             Ctr = np.einsum("kpq,kp->kq", C, r_w)
             sol = np.linalg.solve(np.concatenate([M, np.swapaxes(M, 1, 2)]),
                                   np.concatenate([r_m, Ctr])[:, :, None])[:, :, 0]
             y, u = sol[:K], sol[K:]
             x = r_w + np.einsum("kpq,kq->kp", At, u)
-            e = target - (s0 + np.einsum("kq,kq->k", Ctr, y))
+            e = targets - (s0 + np.einsum("kq,kq->k", Ctr, y))
         d = ((e[:, None] * x)[:, :, None] * y[:, None, :]).reshape(-1)[flat]
         if gn is None:
             return d
@@ -477,8 +486,7 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
     size = n + (K if with_grad_integral else 0)
     s_init = np.zeros(size)
     t_end = float(tau[-1]) if tau.size else 0.0
-    scale = max(abs(target), 1e-300)
-    thr = 10.0 * rtol * scale
+    thr = 10.0 * rtol * np.maximum(np.abs(targets), 1e-300)
 
     # Once |z_hat - z| <= 10 rtol |z_hat| (the integrator's own resolution) learning is over
     # (dC/dtau = e x y^T), but e keeps decaying at the rate S = |a|^2 |b|^2, which makes
@@ -486,13 +494,15 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
     # remaining change of C is below |e| |x| |y| / S).
     def done(_t, state):
         if K == 1:
-            return abs(target - last.readout(state[:n].reshape(p_l, q_l))) - thr
+            return abs(targets[0] - last.readout(state[:n].reshape(p_l, q_l))) - thr[0]
         buf[flat] = state[:n]
         z = reduced_readouts(buf.reshape(K, P, Q), A, r_w, r_m, s0)[0]
-        return float(np.max(np.abs(target - z))) - thr
+        return float(np.max(np.abs(targets - z) - thr))
     done.terminal = True
     done.direction = -1
 
+    ode = None
+    t_stop = 0.0
     if t_end <= 0.0:
         sol_y = np.zeros((size, tau.size))
         msg, nfev = "no time to integrate", 0
@@ -501,6 +511,7 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
                         events=done, rtol=rtol, atol=atol)
         if sol.status == -1 or not np.all(np.isfinite(sol.y)):
             raise RuntimeError(f"reduced ODE failed: {sol.message}")
+        ode = sol.sol
         t_stop = float(sol.t[-1])
         inside = tau <= t_stop
         sol_y = np.empty((size, tau.size))
@@ -515,8 +526,23 @@ def integrate_many(models: Sequence[ReducedModel], target: float, tau: np.ndarra
     start = 0
     for k, (m, (p, q)) in enumerate(zip(models, shapes)):
         Cs = np.ascontiguousarray(sol_y[start:start + p * q].T).reshape(tau.size, p, q)
-        start += p * q
         gi = sol_y[n + k].copy() if with_grad_integral else np.zeros(tau.size)
+        ev = _dense_view(ode, t_stop, start, p, q, n + k if with_grad_integral else None) \
+            if dense else None
+        start += p * q
         out.append(FlowSolution(tau=tau, C=Cs, readout=m.readouts(Cs), grad_int=gi,
-                                status=Status.OK, message=msg, nfev=nfev))
+                                status=Status.OK, message=msg, nfev=nfev, dense=ev))
     return out
+
+
+def _dense_view(ode, t_stop: float, start: int, p: int, q: int, gi_index: int | None
+                ) -> Callable[[float], tuple[np.ndarray, float]]:
+    """``t -> (C(t), int_0^t |grad|)`` of one model of a joint run (held after ``t_stop``)."""
+    def at(t: float) -> tuple[np.ndarray, float]:
+        t = min(max(float(t), 0.0), t_stop)
+        if ode is None:
+            return np.zeros((p, q)), 0.0
+        y = ode(t)
+        gi = float(y[gi_index]) if gi_index is not None else 0.0
+        return y[start:start + p * q].reshape(p, q), gi
+    return at
