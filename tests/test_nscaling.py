@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from linrnn_theory.reproduce import reproduce
+from linrnn_theory.reproduce import FIGURES, reproduce
 from linrnn_theory.reproduce.nscaling import (CSV_COLUMNS, count_large, loglog_slope,
-                                              read_csv, summarise, tasks)
+                                              read_csv, summarise)
 from linrnn_theory.reproduce.presets import FULL, QUICK, TINY, with_overrides
+
+tasks = FIGURES["nscaling"].tasks
 
 
 @pytest.fixture(scope="module")

@@ -92,11 +92,11 @@ def test_editing_any_package_module_changes_every_task_key(tmp_path, monkeypatch
     shutil.copytree(C._PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(C, "_PACKAGE_ROOT", copy)
     params = {"figure": "diverge", "kind": "sim", "g": 0.6, "target": 2.0, "seed": 0}
-    before = Task("linrnn_theory.reproduce.diverge:run_task", params,
+    before = Task("linrnn_theory.reproduce.figure:run_task", params,
                   code_scope("diverge", "sim")).key
     with open(copy / module, "a") as fh:
         fh.write("\n# edited\n")
-    after = Task("linrnn_theory.reproduce.diverge:run_task", params,
+    after = Task("linrnn_theory.reproduce.figure:run_task", params,
                  code_scope("diverge", "sim")).key
     assert before != after
 
@@ -225,11 +225,11 @@ def test_kill_cli_then_rerun_counts(tmp_path):
 # -- backends -------------------------------------------------------------------------------
 
 def _fig3_tiny_tasks():
-    from linrnn_theory.reproduce import code_scope, fig3
+    from linrnn_theory.reproduce import FIGURES, code_scope
+    from linrnn_theory.reproduce.figure import sweep_task
     from linrnn_theory.reproduce.presets import TINY, with_overrides
     pre = with_overrides(TINY, fig3={"g_values": (0.6,), "targets": (2.0,), "seeds": (0, 1)})
-    return [Task("linrnn_theory.reproduce.fig3:run_task", p, code_scope("fig3", p["kind"]))
-            for p in fig3.tasks(pre)]
+    return [sweep_task(p, code_scope("fig3", p["kind"])) for p in FIGURES["fig3"].tasks(pre)]
 
 
 def _assert_identical(a: list[dict], b: list[dict]) -> None:

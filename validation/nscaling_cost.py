@@ -3,7 +3,7 @@
 The full preset (the paper's sizes: N = 64 ... 1024, three tasks, three gains, five seeds,
 1000 / 2000 / 6000 epochs) is far too long to run here, so its time is estimated from
 what each piece costs, measured in this run: for every (task, N), one run of
-:func:`linrnn_theory.reproduce.nscaling.run_task` with ``e1`` and one with ``e2`` epochs
+``linrnn_theory.reproduce.FIGURES["nscaling"].simulate`` with ``e1`` and one with ``e2`` epochs
 (one record each, g = 0.9) give the cost per epoch (the difference) and the fixed cost of
 a run (set-up, test batch, eigenvalues and the final analyses); the singular values
 recorded along training are timed separately (one SVD of an N x N matrix). Estimated run
@@ -27,12 +27,12 @@ import numpy as np
 
 
 def _time_run(task: str, N: int, epochs: int, p) -> float:
-    from linrnn_theory.reproduce.nscaling import run_task
+    from linrnn_theory.reproduce import FIGURES
     params = {"task": task, "g": 0.9, "N": N, "seed": 0, "epochs": epochs, "batch": p.batch,
               "lr": p.lr_scale / N, "n_test": p.n_test, "test_every": p.test_every,
               "records": 1, "sv_threshold": p.sv_threshold}
     t0 = time.perf_counter()
-    run_task(params)
+    FIGURES["nscaling"].simulate(params)
     return time.perf_counter() - t0
 
 
