@@ -7,8 +7,10 @@ shuffle loss -- and, for a given step ``lr = lr0 (1 - g^2)^2``, the failure verd
 :func:`.failure.predict_failure` on a ``(g, z_hat)`` grid, as a :class:`PhaseMap` that
 writes itself as JSON, NPZ and CSV and draws itself (``linrnn-theory map``).
 
-The points are visited ``g`` by ``g`` so that each gain's large-N reduced model is built
-once and reused for every target.
+The points are visited ``g`` by ``g``: for the observables (large N, ``method="ode"``)
+all targets of one gain are first computed together
+(:func:`.observables.prefetch`: one build of the reduced model and one ODE run for the
+depth search of every target), and the per-point calls read them from the cache.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def broadcast(fn: Callable[..., float], g: Any, target: Any, **kwargs: Any) -> n
     -------
     ndarray of the broadcast shape (0-d for two scalars).
 
+    Notes
+    -----
+    For the observables of :data:`QUANTITIES` with the large-N ODE (no ``network``,
+    ``method="ode"``) the states at the learning time are computed first, all targets
+    of one ``g`` together (:func:`.observables.prefetch`).
+
     Examples
     --------
     >>> from linrnn_theory import theory
@@ -58,6 +66,10 @@ def broadcast(fn: Callable[..., float], g: Any, target: Any, **kwargs: Any) -> n
     ((3, 2), True)
     """
     G, Z = np.broadcast_arrays(np.asarray(g, dtype=float), np.asarray(target, dtype=float))
+    if fn in QUANTITIES.values() and kwargs.get("method", "ode") == "ode" \
+            and kwargs.get("network") is None and G.size:
+        observables.prefetch(G, Z, rel_loss=kwargs.get("rel_loss", 0.05),
+                             input_amp=kwargs.get("input_amp", 1.0))
     out = np.empty(G.shape)
     # g outermost: one reduced model per gain, reused across targets
     order = np.lexsort((Z.ravel(), G.ravel()))
@@ -220,6 +232,8 @@ def phase_map(g: Sequence[float], target: Sequence[float], *,
         from tqdm.auto import tqdm
         points = tqdm(points, desc="phase map", unit="point", leave=False)
     for i, j in points:
+        if j == 0 and names:            # every target of this gain in one ODE run
+            observables.prefetch(gs[i], zs, rel_loss)
         for q in names:
             values[q][i, j] = QUANTITIES[q](gs[i], zs[j], rel_loss)
         if with_failure:

@@ -18,8 +18,10 @@ Small-target limits (``z_hat -> 0``, the flow is linear: ``z = z_hat (1 - exp(-b
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -29,12 +31,13 @@ from .._checks import check_finite_scalar, check_range
 from ..lowrank import reduced_readout
 from . import _series_coefficients as gen
 from .large_n import large_n_model
-from .methods import check_tau, converged_model, solve
+from .methods import check_tau, converged_models, solve
+from .reduced import ReducedModel
 from .series import MAX_ORDER
 from .traces import beta_of
 
 __all__ = ["learning_time", "dw_norm", "mean_gradient_norm", "shuffle_loss",
-           "outlier_eigenvalue", "small_target_limits", "at_learning_time"]
+           "outlier_eigenvalue", "small_target_limits", "at_learning_time", "prefetch"]
 
 _METHODS = ("series", "ode")
 
@@ -97,34 +100,137 @@ def _series_time(g, target, rel_loss, order) -> float:
     return xt / b ** 2
 
 
+@dataclass(frozen=True)
+class _State:
+    """The reduced-ODE state at the learning time (cached; ``C`` is read-only)."""
+
+    tau: float
+    C: np.ndarray
+    grad_integral: float
+    model: ReducedModel
+    depth: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A new dict (a shallow copy of the model, so rebinding its fields is harmless)."""
+        return {"tau": self.tau, "C": self.C, "grad_integral": self.grad_integral,
+                "model": dataclasses.replace(self.model, info=dict(self.model.info)),
+                "depth": self.depth}
+
+
+#: Large-N states by ``(g, target, rel_loss, tol)``, least recently used dropped first.
+_STATES: OrderedDict[tuple, _State] = OrderedDict()
+_STATES_SIZE = 8192
+
+
 def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float = 1e-9
                      ) -> dict[str, Any]:
     """Reduced-ODE state at the learning time (cached per arguments).
 
     Returns
     -------
-    dict with ``tau`` (learning time), ``C`` (reduced ``Delta W``), ``grad_integral``
-    (``int_0^tau |dL/dW|``), ``model`` and ``depth``.
+    dict with ``tau`` (learning time), ``C`` (reduced ``Delta W``, read-only),
+    ``grad_integral`` (``int_0^tau |dL/dW|``), ``model`` and ``depth``; a new dict on every
+    call, so changing it does not change the cache.
+
+    Examples
+    --------
+    >>> st = at_learning_time(0.5, 1.0)
+    >>> st["C"].flags.writeable, st["tau"] == learning_time(0.5, 1.0)
+    (False, True)
     """
     g, target, rel_loss = _args(g, target, rel_loss, "ode", 3)
-    return _at_learning_time(g, target, rel_loss, float(tol))
+    return _large_n_states(g, [target], rel_loss, float(tol))[0].as_dict()
 
 
-@lru_cache(maxsize=256)
-def _at_learning_time(g: float, target: float, rel_loss: float, tol: float):
-    return _flow_state(lambda d: large_n_model(g, d), target, rel_loss, tol)
+def prefetch(g: Any, target: Any, rel_loss: float = 0.05, input_amp: float = 1.0,
+             tol: float = 1e-9) -> None:
+    """Compute (and cache) the large-N states at the learning time for every pair of
+    ``broadcast(g, target)``, all targets of one ``g`` in one ODE run
+    (:func:`.methods.converged_models`); the observables then read them from the cache.
+    :func:`.grid.broadcast` and :func:`.grid.phase_map` call it.
+
+    Examples
+    --------
+    >>> prefetch([0.3, 0.6], [[0.5], [1.0]])
+    >>> bool(learning_time(0.3, 1.0) > learning_time(0.6, 1.0))
+    True
+    """
+    c = check_finite_scalar("input_amp", input_amp)
+    if c == 0:
+        raise ValueError("input_amp must be non-zero")
+    G, Z = np.broadcast_arrays(np.asarray(g, dtype=float), np.asarray(target, dtype=float))
+    pairs: dict[float, list[float]] = {}
+    for gv, zv in zip(G.ravel(), Z.ravel()):
+        gg, t, r = _args(float(gv), float(zv) / c, rel_loss, "ode", 3)
+        pairs.setdefault(gg, []).append(t)
+    for gg, ts in pairs.items():
+        _large_n_states(gg, ts, r, float(tol))
 
 
-def _flow_state(build, target: float, rel_loss: float, tol: float) -> dict:
-    """Integrate the reduced model ``build(depth)`` (auto-converged depth) to the threshold."""
+def _large_n_states(g: float, targets: Sequence[float], rel_loss: float, tol: float
+                    ) -> list[_State]:
+    """The cached states of ``(g, target)`` for each target; the missing ones in one run."""
+    keys = [(g, float(t), rel_loss, tol) for t in targets]
+    missing = sorted({k[1] for k in keys if k not in _STATES})
+    if missing:
+        states = _flow_states(lambda d: large_n_model(g, d), missing, rel_loss, tol)
+        for t, st in zip(missing, states):
+            _STATES[(g, t, rel_loss, tol)] = st
+        while len(_STATES) > _STATES_SIZE:
+            _STATES.popitem(last=False)
+    out = []
+    for k in keys:
+        _STATES.move_to_end(k)
+        out.append(_STATES[k])
+    return out
+
+
+def clear_cache() -> None:
+    """Forget the cached states (for benchmarks that time cold calls)."""
+    _STATES.clear()
+
+
+def _flow_states(build: Callable[[int], ReducedModel], targets: Sequence[float],
+                 rel_loss: float, tol: float) -> list[_State]:
+    """Integrate ``build(depth)`` (auto-converged depth) to the loss threshold, for each
+    target: the depth search of all targets runs as one ODE with the gradient-norm
+    integral and dense output, and the threshold is the root of the loss on that dense
+    output (the loss decreases along the flow, so the first grid cell below the threshold
+    holds it). A target whose flow has not reached the threshold by the end of the grid is
+    integrated further on its own."""
     m4 = build(4)
     rate = float(m4.norm_data[0] * m4.norm_data[3])      # |R^T w|^2 |R m|^2 = beta^2 at large N
     guess = np.log(1.0 / rel_loss) / (2 * max(rate, 1e-300))
     grid = np.linspace(0.0, 2.0 * guess, 41)
-    model, _, depth, _ = converged_model(build, target, grid, None, tol, 1e-11)
+    found = converged_models(build, targets, grid, tol, 1e-11, with_grad_integral=True,
+                             dense=True)
+    out = []
+    for target, (model, traj, depth, _) in zip(targets, found):
+        thr = rel_loss * 0.5 * target ** 2
+        below = np.nonzero(0.5 * (target - traj.readout) ** 2 - thr <= 0)[0]
+        if below.size and below[0] > 0:
+            i = int(below[0])
+
+            def f(t: float) -> float:
+                return 0.5 * (target - model.readout(traj.dense(t)[0])) ** 2 - thr
+
+            t_c = brentq(f, grid[i - 1], grid[i], xtol=4 * np.finfo(float).eps,
+                         rtol=4 * np.finfo(float).eps) if f(grid[i]) < 0 else float(grid[i])
+            C, gi = traj.dense(t_c)
+        else:
+            t_c, C, gi = _threshold_run(model, target, thr, guess)
+        C = np.array(C, dtype=float)
+        C.setflags(write=False)
+        out.append(_State(tau=float(t_c), C=C, grad_integral=float(gi), model=model,
+                          depth=int(depth)))
+    return out
+
+
+def _threshold_run(model: ReducedModel, target: float, thr: float, guess: float
+                   ) -> tuple[float, np.ndarray, float]:
+    """Integrate ``model`` alone until the loss falls below ``thr`` (up to ``50 guess``)."""
     p, q = model.shape
     n = p * q
-    thr = rel_loss * 0.5 * target ** 2
 
     def rhs(_t, s):
         C = s[:n].reshape(p, q)
@@ -141,8 +247,7 @@ def _flow_state(build, target: float, rel_loss: float, tol: float) -> dict:
     if not sol.t_events[0].size:
         raise RuntimeError("the loss did not reach the threshold (learning did not converge)")
     s = sol.y_events[0][0]
-    return {"tau": float(sol.t_events[0][0]), "C": s[:n].reshape(p, q),
-            "grad_integral": float(s[n]), "model": model, "depth": depth}
+    return float(sol.t_events[0][0]), s[:n].reshape(p, q), float(s[n])
 
 
 def _network_state(network, target, rel_loss, method, input_amp, tol: float = 1e-9):
@@ -163,8 +268,8 @@ def _network_state(network, target, rel_loss, method, input_amp, tol: float = 1e
     if c == 0:
         raise ValueError("input_amp must be non-zero")
     network.check_stable()
-    st = _flow_state(lambda d: instance_model(network, d, input_amp=c), target, rel_loss,
-                     float(tol))
+    st = _flow_states(lambda d: instance_model(network, d, input_amp=c), [target], rel_loss,
+                      float(tol))[0].as_dict()
     st["target_unit"] = target
     return st
 
@@ -183,24 +288,35 @@ def _dispatch(g, target, rel_loss, method, order, network, input_amp):
     g, t, rel_loss = _args(g, target / c, rel_loss, method, order)
     if method == "series":
         return "series", (g, t, rel_loss, c)
-    st = dict(at_learning_time(g, t, rel_loss))
+    st = _large_n_states(g, [t], rel_loss, 1e-9)[0].as_dict()
     # the flow with amplitude c is the unit flow with target z_hat / c at time c^2 tau
     st["tau"] = st["tau"] / c ** 2
     st["target_unit"] = t     # grad_integral and C are invariant under the rescaling
     return "ode", st
 
 
-def learning_time(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+def _array_call(fn: Callable[..., float], g: Any, target: Any, network: Any,
+                **kwargs: Any) -> np.ndarray | None:
+    """``grid.broadcast(fn, g, target, **kwargs)`` when ``g`` or ``target`` is an array
+    (large N); ``None`` for scalars, which take the scalar path."""
+    if network is not None or g is None or (np.ndim(g) == 0 and np.ndim(target) == 0):
+        return None
+    from .grid import broadcast
+    return broadcast(fn, g, target, **kwargs)
+
+
+def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
                   method: str = "ode", order: int = 3, *, network=None,
-                  input_amp: float = 1.0) -> float:
+                  input_amp: float = 1.0) -> float | np.ndarray:
     """Learning time ``tau_c`` (in ``tau = lr * epochs``) to reach ``loss < rel_loss * L0``.
 
     Parameters
     ----------
-    g : float, optional
+    g : float or array_like, optional
         Gain of the random ``W0`` (large N); must be omitted with ``network``.
-    target : float
-        Target ``z_hat`` (non-zero).
+    target : float or array_like
+        Target ``z_hat`` (non-zero). Arrays of ``g`` and ``target`` broadcast together
+        (:func:`.grid.broadcast`; all targets of one ``g`` share one ODE run).
     rel_loss : float
         Threshold relative to ``L0 = z_hat^2 / 2``, in ``(0, 1)``.
     method : {"ode", "series"}
@@ -215,15 +331,21 @@ def learning_time(g: float | None = None, target: float = 1.0, rel_loss: float =
 
     Returns
     -------
-    float
+    float, or ndarray of the broadcast shape of ``g`` and ``target``
 
     Examples
     --------
     >>> round(learning_time(0.0, 1e-3), 4)          # small target: ln(20)/2 = 1.49787
     1.4979
+    >>> learning_time([0.0, 0.6], [[0.5], [1.0]]).shape
+    (2, 2)
     >>> bool(learning_time(0.6, 1.0) < learning_time(0.0, 1.0))
     True
     """
+    arr = _array_call(learning_time, g, target, network, rel_loss=rel_loss, method=method,
+                      order=order, input_amp=input_amp)
+    if arr is not None:
+        return arr
     kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
     if kind == "series":
         g, t, r, c = st
@@ -231,9 +353,9 @@ def learning_time(g: float | None = None, target: float = 1.0, rel_loss: float =
     return st["tau"]
 
 
-def dw_norm(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+def dw_norm(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
             method: str = "ode", order: int = 3, *, network=None,
-            input_amp: float = 1.0) -> float:
+            input_amp: float = 1.0) -> float | np.ndarray:
     """Frobenius norm of ``Delta W`` at the learning time.
 
     The series uses ``sqrt(sigma_1^2 + sigma_2^2)`` (``sigma_3 = O(tau^5)``). Parameters as
@@ -241,13 +363,17 @@ def dw_norm(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
 
     Returns
     -------
-    float
+    float, or ndarray of the broadcast shape of ``g`` and ``target``
 
     Examples
     --------
     >>> round(dw_norm(0.0, 0.01) / 0.01, 3)        # small target: (1 - sqrt(0.05))
     0.776
     """
+    arr = _array_call(dw_norm, g, target, network, rel_loss=rel_loss, method=method,
+                      order=order, input_amp=input_amp)
+    if arr is not None:
+        return arr
     kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
     if kind == "series":
         g, t, r, c = st
@@ -262,22 +388,26 @@ def dw_norm(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
     return float(np.linalg.norm(st["C"]))
 
 
-def mean_gradient_norm(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+def mean_gradient_norm(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
                        method: str = "ode", order: int = 3, *, network=None,
-                       input_amp: float = 1.0) -> float:
+                       input_amp: float = 1.0) -> float | np.ndarray:
     """Average of ``|dL/dW|_F`` over learning time up to the learning time.
 
     Parameters as in :func:`learning_time`.
 
     Returns
     -------
-    float
+    float, or ndarray of the broadcast shape of ``g`` and ``target``
 
     Examples
     --------
     >>> round(mean_gradient_norm(0.0, 0.01) / 0.01, 3)   # small target: 2(1-sqrt r)/ln(1/r)
     0.518
     """
+    arr = _array_call(mean_gradient_norm, g, target, network, rel_loss=rel_loss, method=method,
+                      order=order, input_amp=input_amp)
+    if arr is not None:
+        return arr
     kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
     if kind == "series":
         g, t, r, c = st
@@ -294,9 +424,9 @@ def mean_gradient_norm(g: float | None = None, target: float = 1.0, rel_loss: fl
     return st["grad_integral"] / st["tau"]
 
 
-def shuffle_loss(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05,
+def shuffle_loss(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
                  method: str = "ode", order: int = 3, *, network=None,
-                 input_amp: float = 1.0) -> float:
+                 input_amp: float = 1.0) -> float | np.ndarray:
     """Loss, relative to ``L0``, after replacing ``W0`` by an independent draw of the same
     ``g`` while keeping ``Delta W`` (at the learning time).
 
@@ -305,7 +435,7 @@ def shuffle_loss(g: float | None = None, target: float = 1.0, rel_loss: float = 
 
     Returns
     -------
-    float
+    float, or ndarray of the broadcast shape of ``g`` and ``target``
 
     Examples
     --------
@@ -314,6 +444,10 @@ def shuffle_loss(g: float | None = None, target: float = 1.0, rel_loss: float = 
     >>> bool(shuffle_loss(0.6, 1.0) > shuffle_loss(0.3, 1.0))
     True
     """
+    arr = _array_call(shuffle_loss, g, target, network, rel_loss=rel_loss, method=method,
+                      order=order, input_amp=input_amp)
+    if arr is not None:
+        return arr
     kind, st = _dispatch(g, target, rel_loss, method, order, network, input_amp)
     if kind == "series":
         g, t, r, c = st

@@ -448,7 +448,10 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     # a symmetric A with r_w = r_m (every large-N model) keeps C symmetric, so x = y
     symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
                                and np.array_equal(m.r_w, m.r_m) for m in models)
-    r_m3 = r_m[:, :, None]
+    # column / row vectors for batched matrix products (einsum is slower on these sizes)
+    r_w_row, r_m_col = r_w[:, None, :], r_m[:, :, None]
+    if gn is not None:
+        c_a_row, G_a, c_b_row, G_b = gn[0][:, None, :], gn[1], gn[2][:, None, :], gn[3]
 
     def rhs(_t, state):
         calls[0] += 1
@@ -460,24 +463,25 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
         C = buf.reshape(K, P, Q)
         M = eye - A @ C
         if symmetric:             # C stays symmetric and x = y
-            y = np.linalg.solve(M, r_m3)[:, :, 0]
+            y = np.linalg.solve(M, r_m_col)                        # (K, Q, 1)
             x = y
-            e = targets - (s0 + np.einsum("kq,kq->k", np.einsum("kpq,kp->kq", C, r_w), y))
+            Cy = C @ y
+            e = targets - s0 - (r_w_row @ Cy)[:, 0, 0]
+            s_col = Cy                                             # C^T x = C y
         else:
-            Ctr = np.einsum("kpq,kp->kq", C, r_w)
+            Ctr = np.swapaxes(C, 1, 2) @ r_w[:, :, None]           # (K, Q, 1)
             sol = np.linalg.solve(np.concatenate([M, np.swapaxes(M, 1, 2)]),
-                                  np.concatenate([r_m, Ctr])[:, :, None])[:, :, 0]
+                                  np.concatenate([r_m_col, Ctr]))
             y, u = sol[:K], sol[K:]
-            x = r_w + np.einsum("kpq,kq->kp", At, u)
-            e = targets - (s0 + np.einsum("kq,kq->k", Ctr, y))
-        d = ((e[:, None] * x)[:, :, None] * y[:, None, :]).reshape(-1)[flat]
+            x = r_w[:, :, None] + At @ u
+            e = targets - s0 - (np.swapaxes(Ctr, 1, 2) @ y)[:, 0, 0]
+            Cy = C @ y
+            s_col = np.swapaxes(C, 1, 2) @ x
+        d = ((e[:, None, None] * x) * np.swapaxes(y, 1, 2)).reshape(-1)[flat]
         if gn is None:
             return d
-        c_a, G_a, c_b, G_b = gn
-        sv = np.einsum("kpq,kp->kq", C, x)
-        tv = np.einsum("kpq,kq->kp", C, y)
-        a2 = aw + 2 * np.einsum("kq,kq->k", c_a, sv) + np.einsum("kq,kqr,kr->k", sv, G_a, sv)
-        b2 = bm + 2 * np.einsum("kp,kp->k", c_b, tv) + np.einsum("kp,kpr,kr->k", tv, G_b, tv)
+        a2 = aw + (2.0 * (c_a_row @ s_col) + np.swapaxes(s_col, 1, 2) @ (G_a @ s_col))[:, 0, 0]
+        b2 = bm + (2.0 * (c_b_row @ Cy) + np.swapaxes(Cy, 1, 2) @ (G_b @ Cy))[:, 0, 0]
         g_norm = np.abs(e) * np.sqrt(np.maximum(a2, 0.0) * np.maximum(b2, 0.0))
         return np.concatenate([d, g_norm])
 
