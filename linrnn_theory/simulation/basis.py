@@ -139,7 +139,7 @@ def round_up(n: int, block: int) -> int:
 
 
 def project_extend(bases: Sequence[MappedBasis], vectors: np.ndarray, known: np.ndarray,
-                   stacked: np.ndarray | None = None) -> tuple[list[np.ndarray], list[bool]]:
+                   stacked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Coefficients of ``vectors[i]`` in ``bases[i]`` (one ``N``), extending each basis by
     the normalised residual if it exceeds ``rtol |a|`` (two Gram-Schmidt passes, CGS2,
     stacked over the bases).
@@ -156,9 +156,10 @@ def project_extend(bases: Sequence[MappedBasis], vectors: np.ndarray, known: np.
 
     Returns
     -------
-    coeffs : list of ndarray
-        Coefficients in the (possibly extended) bases.
-    added : list of bool
+    coeffs : (n, P + 1) ndarray
+        Coefficients in the (possibly extended) bases, zero-padded: row ``i`` has
+        ``bases[i].n`` entries (after the extension) and zeros after them.
+    added : (n,) bool ndarray
         Whether a column was appended to each basis.
 
     Examples
@@ -166,7 +167,7 @@ def project_extend(bases: Sequence[MappedBasis], vectors: np.ndarray, known: np.
     >>> import numpy as np
     >>> B = MappedBasis(3, apply=lambda v: 2 * v)
     >>> coeffs, added = project_extend([B], np.array([[3.0, 4.0, 0.0]]), np.zeros((1, 0)))
-    >>> coeffs[0], added[0], B.n
+    >>> coeffs[0, :B.n], bool(added[0]), B.n
     (array([5.]), True, 1)
     >>> np.allclose(B.image[:, 0], 2 * B.Q[:, 0])
     True
@@ -178,26 +179,21 @@ def project_extend(bases: Sequence[MappedBasis], vectors: np.ndarray, known: np.
         for i, b in enumerate(bases):
             stacked[i, :, :b.n] = b.Q
     Q = stacked[:, :, :P]
-    c = np.zeros((n, P))
+    c = np.zeros((n, P + 1))
     c[:, :min(P, known.shape[1])] = known[:, :P]
     a = np.asarray(vectors)
-    r = a - (Q @ c[..., None])[..., 0]
+    r = a - (Q @ c[:, :P, None])[..., 0]
     c2 = (np.swapaxes(Q, 1, 2) @ r[..., None])[..., 0]
     r = r - (Q @ c2[..., None])[..., 0]
-    c = c + c2
+    c[:, :P] += c2
     rho = np.linalg.norm(r, axis=1)
     scale = np.linalg.norm(a, axis=1)
-    coeffs, added = [], []
-    for i, b in enumerate(bases):
-        ci = c[i, :b.n]
-        if rho[i] <= b.rtol * scale[i] or rho[i] == 0.0:
-            coeffs.append(ci)
-            added.append(False)
-            continue
+    added = (rho > np.array([b.rtol for b in bases]) * scale) & (rho != 0.0)
+    for i in np.flatnonzero(added):
+        b = bases[i]
+        c[i, b.n] = rho[i]
         b._store(r[i] / rho[i])
-        coeffs.append(np.append(ci, rho[i]))
-        added.append(True)
-    return coeffs, added
+    return c, added
 
 
 class FactoredDelta:

@@ -171,14 +171,15 @@ class FixedPointEngine(FactoredDelta, Engine):
         for ev, members, rows in groups.values():
             stack = _BasisStack.of(members)
             take = slice(None) if rows == list(range(ev.err.size)) else rows
-            alphas, added_u = project_extend([e.U for e in members], ev.a[take], ev.x[take],
-                                             stack.U_Q)
-            betas, added_v = project_extend([e.V for e in members], ev.b[take], ev.y[take],
-                                            stack.V_Q)
-            for e, i, alpha, beta, au, av in zip(members, rows, alphas, betas, added_u,
-                                                 added_v):
-                e._grow(au, av)
-                e.C = e.C + (lr * float(ev.err[i])) * np.outer(alpha, beta)
+            alpha, added_u = project_extend([e.U for e in members], ev.a[take], ev.x[take],
+                                            stack.U_Q)
+            beta, added_v = project_extend([e.V for e in members], ev.b[take], ev.y[take],
+                                           stack.V_Q)
+            update = (lr * ev.err[take])[:, None, None] * alpha[:, :, None] * beta[:, None, :]
+            for j, e in enumerate(members):
+                if added_u[j] or added_v[j]:
+                    e._grow(bool(added_u[j]), bool(added_v[j]))
+                e.C = e.C + update[j, :e.U.n, :e.V.n]
                 e._last = None
 
     def step(self, lr: float) -> None:
