@@ -121,8 +121,7 @@ class FixedPointEngine(FactoredDelta, Engine):
             rw[i, :p] = e.r_w
             rm[i, :q] = e.r_m
         Ui, Vi = stack.U_image[:, :, :P], stack.V_image[:, :, :Q]
-        s0 = np.array([e.s0 for e in engines])
-        target = np.array([e.task.target for e in engines])
+        s0, target = stack.s0, stack.target
         if P and Q:
             y = _solve(np.eye(Q) - A @ C, rm)
             x = _solve(np.eye(P) - np.swapaxes(A, 1, 2) @ np.swapaxes(C, 1, 2), rw)
@@ -246,6 +245,8 @@ class _BasisStack:
         self.U_Q = self.U_image = self.V_Q = self.V_image = np.zeros((len(engines), N, 0))
         self.Rtw = np.stack([e.Rtw for e in engines])
         self.Rm = np.stack([e.Rm for e in engines])
+        self.s0 = np.array([e.s0 for e in engines])
+        self.target = np.array([e.task.target for e in engines])
 
     @classmethod
     def of(cls, engines: list["FixedPointEngine"]) -> "_BasisStack":
