@@ -69,7 +69,7 @@ def _real_eigenbasis(W0: np.ndarray, dt: float):
     Returns ``S`` (N x D) and ``S^{-1}`` (D x N) on the real view of the slots (zero
     columns/rows where a slot has no coordinate: slot 0 and the imaginary part of a real
     eigenvalue's slot), the forward multipliers ``d`` (one complex number per slot, ``Ad``
-    in slot form; ``d[0] = 1`` keeps the input) and the condition number of ``S``.
+    in slot form; ``d[0] = 1`` keeps the input) and the 2-norms of ``S`` and ``S^{-1}``.
     """
     ev, V = np.linalg.eig(W0)
     N = W0.shape[0]
@@ -92,13 +92,13 @@ def _real_eigenbasis(W0: np.ndarray, dt: float):
         i += 2
     lu = sla.lu_factor(S)
     Sinv = sla.lu_solve(lu, np.eye(N))
-    cond = float(np.linalg.norm(S, 2) * np.linalg.norm(Sinv, 2))
+    norms = (float(np.linalg.norm(S, 2)), float(np.linalg.norm(Sinv, 2)))
     D = 2 * len(d)
     S_view = np.zeros((N, D))
     S_view[:, pos] = S
     Sinv_view = np.zeros((D, N))
     Sinv_view[pos] = Sinv
-    return S_view, Sinv_view, np.array(d), cond
+    return S_view, Sinv_view, np.array(d), norms
 
 
 @array_cache(maxsize=3)
@@ -232,10 +232,11 @@ class BPTTEngine(FactoredDelta, Engine):
         self.rtol = rtol
         N = net.N
         try:
-            S, Sinv, d, cond = _cached_eigenbasis(net.W0, task.dt)
+            S, Sinv, d, (norm_S, norm_Sinv) = _cached_eigenbasis(net.W0, task.dt)
         except np.linalg.LinAlgError as exc:   # no usable eigendecomposition at all
             raise EngineRefused(f"W0 has no usable eigenbasis ({exc}); use "
                                 "engine='dense'") from None
+        cond = norm_S * norm_Sinv
         if not np.isfinite(cond) or cond > MAX_EIGVEC_COND:
             raise EngineRefused(f"W0 is numerically defective (eigenvector condition "
                                 f"{cond:.2e}); use engine='dense'")
@@ -258,8 +259,7 @@ class BPTTEngine(FactoredDelta, Engine):
                              image_dim=self.D)
         self.V = MappedBasis(N, lambda v: S.T @ v, self.tol, apply2=lambda v: Sinv @ v,
                              image_dim=self.D)
-        self._norm_S = float(np.linalg.norm(S, 2))
-        self._norm_Sinv = float(np.linalg.norm(Sinv, 2))
+        self._norm_S, self._norm_Sinv = norm_S, norm_Sinv
         self.C = np.zeros((0, 0))
         self._rng = np.random.default_rng(seed)
         self.n_probes = int(n_probes)
