@@ -63,7 +63,8 @@ __all__ = ["BPTTEngine", "MAX_EIGVEC_COND"]
 MAX_EIGVEC_COND = 1e5
 
 
-def _real_eigenbasis(W0: np.ndarray, dt: float):
+def _real_eigenbasis(W0: np.ndarray, dt: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     """Real eigenbasis ``S`` (``W0 S = S D``) laid out as complex slots (module docstring).
 
     Returns ``S`` (N x D) and ``S^{-1}`` (D x N) on the real view of the slots (zero
@@ -102,7 +103,8 @@ def _real_eigenbasis(W0: np.ndarray, dt: float):
 
 
 @array_cache(maxsize=3)
-def _cached_eigenbasis(W0: np.ndarray, dt: float):
+def _cached_eigenbasis(W0: np.ndarray, dt: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     """``_real_eigenbasis`` cached for the last few ``W0`` (a sweep trains the same network
     for several targets; the O(N^3) decomposition is then done once)."""
     return _real_eigenbasis(W0, dt)
@@ -268,7 +270,7 @@ class BPTTEngine(FactoredDelta, Engine):
         self._gnorm = float("nan")
         self.n_sketch_rounds = 0
 
-    def _new_probes(self, n: int | None = None):
+    def _new_probes(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         Om = self._rng.standard_normal((self.net.N, n or self.n_probes))
         return self.S.T @ Om, self.Sinv @ Om          # for x^T Omega and lambda^T Omega
 
@@ -279,7 +281,7 @@ class BPTTEngine(FactoredDelta, Engine):
 
     # -- the stacked recursions ---------------------------------------------------------
     @classmethod
-    def _propagate(cls, engines: Sequence["BPTTEngine"]):
+    def _propagate(cls, engines: Sequence["BPTTEngine"]) -> tuple[np.ndarray, np.ndarray]:
         """Forward states and homogeneous adjoints of every engine, in one loop.
 
         Returns the real view ``R`` of the slots, ``R[k, b]`` (``b < B``: ``xh_k`` of engine
@@ -343,7 +345,8 @@ class BPTTEngine(FactoredDelta, Engine):
                                                 H[:, B + b, 0, 1:1 + p])
         return loss, readout
 
-    def _finish(self, X, Mu, Sx, Mu_U) -> tuple[float, float]:
+    def _finish(self, X: np.ndarray, Mu: np.ndarray, Sx: np.ndarray, Mu_U: np.ndarray
+                ) -> tuple[float, float]:
         """Loss and readout from this engine's trajectories; prepares the gradient."""
         task = self.task
         with np.errstate(over="ignore", invalid="ignore"):
@@ -434,7 +437,8 @@ class _LamOp:
     ``X`` and ``Mu`` are the first ``T`` rows (``x_0 .. x_{T-1}``, ``mu_0 .. mu_{T-1}``) in
     eigen-coordinates."""
 
-    def __init__(self, X, Mu, dec, eps, dt):
+    def __init__(self, X: np.ndarray, Mu: np.ndarray, dec: np.ndarray, eps: np.ndarray,
+                 dt: float):
         self.X, self.Mu, self.dec, self.eps, self.dt = X, Mu, dec, eps, dt
 
     def lam_times(self, Q: np.ndarray) -> np.ndarray:

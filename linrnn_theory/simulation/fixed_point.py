@@ -229,7 +229,8 @@ class _Evaluation:
     """What :meth:`FixedPointEngine.evaluate_batch` leaves for the step: the stacked,
     zero-padded ``e = z_hat - z``, ``x``, ``y``, ``a``, ``b`` and gradient norms."""
 
-    def __init__(self, err, x, y, a, b, gnorm):
+    def __init__(self, err: np.ndarray, x: np.ndarray, y: np.ndarray, a: np.ndarray,
+                 b: np.ndarray, gnorm: np.ndarray):
         self.err, self.x, self.y, self.a, self.b, self.gnorm = err, x, y, a, b, gnorm
 
 
