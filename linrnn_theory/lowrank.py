@@ -74,13 +74,16 @@ def reduced_readout(C: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarr
 
 
 def reduced_readouts(Cs: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray,
-                     s0: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     s0: float | np.ndarray, symmetric: bool | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reduced_readout` for a stack of coefficients (one batched solve).
 
     ``Cs`` has shape ``(..., p, q)``; ``A, r_w, r_m, s0`` are either one model's or stacks
     broadcasting with ``Cs``. ``x`` comes from the push-through identity
     ``(I - A^T C^T)^{-1} r_w = r_w + A^T (I - A C)^{-T} C^T r_w``, so both factors need
-    the one matrix ``I - A C``.
+    the one matrix ``I - A C``. With ``symmetric`` (a symmetric ``A``, ``r_w = r_m`` and
+    symmetric ``C``, as along every large-N flow; detected when ``None`` for one model)
+    ``x = y`` and one solve suffices.
 
     Returns
     -------
@@ -101,12 +104,19 @@ def reduced_readouts(Cs: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.nda
     Cs = np.asarray(Cs, dtype=float)
     p, q = Cs.shape[-2:]
     lead = Cs.shape[:-2]
+    if symmetric is None:
+        symmetric = (np.ndim(A) == 2 and np.ndim(r_w) == 1 and p == q
+                     and np.array_equal(A, np.transpose(A)) and np.array_equal(r_w, r_m)
+                     and np.array_equal(Cs, np.swapaxes(Cs, -1, -2)))
     r_w = np.broadcast_to(r_w, lead + (p,))
     r_m = np.broadcast_to(r_m, lead + (q,))
     if p == 0 or q == 0:
         return np.broadcast_to(np.asarray(s0, dtype=float), lead).copy(), r_w.copy(), r_m.copy()
     M = np.eye(q) - A @ Cs
     Ctr = np.einsum("...pq,...p->...q", Cs, r_w)
+    if symmetric:
+        y = np.linalg.solve(M, r_m[..., None])[..., 0]
+        return s0 + np.einsum("...q,...q->...", Ctr, y), y, y
     sol = np.linalg.solve(np.stack([M, np.swapaxes(M, -1, -2)]),
                           np.stack([np.broadcast_to(r_m, Ctr.shape), Ctr])[..., None])[..., 0]
     y, u = sol[0], sol[1]

@@ -21,16 +21,17 @@ the subspace. It reproduces the full flow when ``U, V`` contain the Krylov chain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from scipy.linalg.lapack import dgesv as gesv
 
 from ..lowrank import reduced_readout, reduced_readouts
 from ..trajectory import Status
 
-__all__ = ["ReducedModel", "FlowSolution", "integrate", "integrate_many", "StepLimitError",
-           "MAX_NFEV"]
+__all__ = ["ReducedModel", "FlowSolution", "integrate", "integrate_many", "LearningPath",
+           "integrate_paths", "StepLimitError", "MAX_NFEV"]
 
 #: Default budget of right-hand side evaluations of one integration. A converged depth
 #: needs about a thousand (measured for 0 <= g <= 0.998); near ``g = 1`` deep chains become so stiff that an
@@ -329,7 +330,8 @@ class FlowSolution:
         Right-hand side evaluations.
     dense : callable or None
         ``t -> (C(t), int_0^t |dL/dW|)`` from the integrator's dense output (held after
-        the stop; :func:`integrate_many` with ``dense=True``), else ``None``.
+        the stop; ``t`` a float or an array; :func:`integrate_many` with ``dense=True``),
+        else ``None``. Its attribute ``steps`` holds the integrator's step times.
     """
 
     tau: np.ndarray
@@ -386,7 +388,7 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
 def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[float],
                    tau: np.ndarray, rtol: float = 1e-11, atol: float = 1e-14,
                    with_grad_integral: bool = False, max_nfev: int = MAX_NFEV,
-                   dense: bool = False) -> list[FlowSolution]:
+                   dense: bool = False, hold_converged: bool = False) -> list[FlowSolution]:
     """Integrate the reduced flows of several models as one ODE (one DOP853 run).
 
     The models (e.g. the depths of an automatic depth search) are padded to a common shape
@@ -396,13 +398,17 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     differ from separate runs by a few ``rtol``). A symmetric ``A`` with ``r_w = r_m``
     (every large-N model) keeps ``C`` symmetric and ``x = y``: one solve per evaluation
     instead of two. The run stops when every model has converged
-    (``|z_hat - z| <= 10 rtol |z_hat|``) and holds the states after, so each is integrated
-    at least as far as it would be alone; a model too stiff to converge within
-    ``max_nfev`` makes the joint run exceed it too.
+    (``|z_hat - z| <= 10 rtol |z_hat|``, where a run of its own would stop) and holds the
+    states after, so a model too stiff to converge within ``max_nfev`` makes the joint
+    run exceed it too. Models that converge at very different times (different targets)
+    make the converged ones sit in their stiff tail while the others learn:
+    ``hold_converged=True`` holds each model from the first evaluation at which it has
+    converged (its derivative is then below ``10 rtol`` of the start), which also lets a
+    model converge that would exceed the budget in its tail alone.
 
     Parameters and exceptions as :func:`integrate`, with a sequence of models; ``target``
-    may also be one target per model. With ``dense=True`` each solution carries
-    :attr:`FlowSolution.dense`.
+    may also be one target per model; ``hold_converged`` as above. With ``dense=True``
+    each solution carries :attr:`FlowSolution.dense`.
 
     Returns
     -------
@@ -445,6 +451,9 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
             gn[0][k, :q], gn[1][k, :q, :q], gn[2][k, :p], gn[3][k, :p, :p] = c_a, G_a, c_b, G_b
     calls = [0]
     buf = np.zeros(K * P * Q)
+    single = K == 1
+    thr = 10.0 * rtol * np.maximum(np.abs(targets), 1e-300)
+    frozen = np.zeros(K, dtype=bool)
     # a symmetric A with r_w = r_m (every large-N model) keeps C symmetric, so x = y
     symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
                                and np.array_equal(m.r_w, m.r_m) for m in models)
@@ -459,11 +468,20 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
             raise StepLimitError(f"the reduced ODE (shape {shapes[-1][0]} x {shapes[-1][1]}) "
                                  f"needed more than {max_nfev} right-hand side evaluations: "
                                  "the flow is too stiff to integrate (deep chains near g = 1)")
-        buf[flat] = state[:n]
-        C = buf.reshape(K, P, Q)
+        if single:
+            C = state[:n].reshape(1, P, Q)
+        else:
+            buf[flat] = state[:n]
+            C = buf.reshape(K, P, Q)
         M = eye - A @ C
         if symmetric:             # C stays symmetric and x = y
-            y = np.linalg.solve(M, r_m_col)                        # (K, Q, 1)
+            if single:            # LAPACK directly: numpy's batched wrapper costs more
+                _, _, y, info = gesv(M[0], r_m_col[0])
+                if info:
+                    raise np.linalg.LinAlgError("singular matrix in the reduced flow")
+                y = y[None]
+            else:
+                y = np.linalg.solve(M, r_m_col)                    # (K, Q, 1)
             x = y
             Cy = C @ y
             e = targets - s0 - (r_w_row @ Cy)[:, 0, 0]
@@ -477,7 +495,11 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
             e = targets - s0 - (np.swapaxes(Ctr, 1, 2) @ y)[:, 0, 0]
             Cy = C @ y
             s_col = np.swapaxes(C, 1, 2) @ x
-        d = ((e[:, None, None] * x) * np.swapaxes(y, 1, 2)).reshape(-1)[flat]
+        if hold_converged:    # a converged model's tail is stiff: hold it from then on
+            np.logical_or(frozen, np.abs(e) <= thr, out=frozen)
+            e = np.where(frozen, 0.0, e)
+        d = ((e[:, None, None] * x) * np.swapaxes(y, 1, 2)).reshape(-1)
+        d = d if single else d[flat]
         if gn is None:
             return d
         a2 = aw + (2.0 * (c_a_row @ s_col) + np.swapaxes(s_col, 1, 2) @ (G_a @ s_col))[:, 0, 0]
@@ -490,7 +512,6 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     size = n + (K if with_grad_integral else 0)
     s_init = np.zeros(size)
     t_end = float(tau[-1]) if tau.size else 0.0
-    thr = 10.0 * rtol * np.maximum(np.abs(targets), 1e-300)
 
     # Once |z_hat - z| <= 10 rtol |z_hat| (the integrator's own resolution) learning is over
     # (dC/dtau = e x y^T), but e keeps decaying at the rate S = |a|^2 |b|^2, which makes
@@ -540,13 +561,116 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
 
 
 def _dense_view(ode, t_stop: float, start: int, p: int, q: int, gi_index: int | None
-                ) -> Callable[[float], tuple[np.ndarray, float]]:
-    """``t -> (C(t), int_0^t |grad|)`` of one model of a joint run (held after ``t_stop``)."""
-    def at(t: float) -> tuple[np.ndarray, float]:
-        t = min(max(float(t), 0.0), t_stop)
+                ) -> Callable[[Any], tuple[np.ndarray, Any]]:
+    """``t -> (C(t), int_0^t |grad|)`` of one model of a joint run (held after ``t_stop``);
+    ``t`` a float, or an array (then ``C`` has a leading axis)."""
+    def at(t: Any) -> tuple[np.ndarray, Any]:
+        tt = np.clip(np.asarray(t, dtype=float), 0.0, t_stop)
         if ode is None:
-            return np.zeros((p, q)), 0.0
-        y = ode(t)
-        gi = float(y[gi_index]) if gi_index is not None else 0.0
-        return y[start:start + p * q].reshape(p, q), gi
+            return np.zeros(tt.shape + (p, q)), np.zeros(tt.shape)[()]
+        y = ode(tt)
+        gi = y[gi_index] if gi_index is not None else np.zeros(tt.shape)
+        C = np.moveaxis(y[start:start + p * q], 0, -1).reshape(tt.shape + (p, q))
+        return C, (float(gi) if tt.ndim == 0 else gi)
+    at.steps = np.array([0.0, t_stop]) if ode is None else np.asarray(ode.ts)
     return at
+
+
+@dataclass(frozen=True)
+class LearningPath:
+    """The path of the reduced flow in ``C``, parametrised by ``s = int |z_hat - z| dtau``
+    (:func:`integrate_paths`).
+
+    Attributes
+    ----------
+    model : ReducedModel
+    sign : float
+        ``+1`` for positive targets, ``-1`` for negative ones.
+    s_end : float
+        Where the path stops (``sign z >= z_goal``).
+    steps : ndarray
+        The integrator's step points in ``s``.
+    at : callable
+        ``s -> C(s)`` (``s`` a float or an array; then ``C`` has a leading axis).
+    """
+
+    model: ReducedModel
+    sign: float
+    s_end: float
+    steps: np.ndarray
+    at: Callable[[Any], np.ndarray] = field(repr=False, compare=False)
+
+
+def integrate_paths(models: Sequence[ReducedModel], sign: float, z_goal: float,
+                    rtol: float = 1e-11, atol: float = 1e-14,
+                    max_nfev: int = MAX_NFEV) -> list[LearningPath]:
+    """The learning paths ``dC/ds = sign x y^T`` from ``C = 0`` until ``sign z >= z_goal``
+    for every model, integrated as one ODE (padded, batched as :func:`integrate_many`).
+
+    With ``ds = |z_hat - z| dtau`` the flow of *every* target of that sign follows this one
+    path (``dC/dtau = (z_hat - z) x y^T``): the target only sets the speed along it and
+    where it ends (``z = z_hat``), so ``tau(s) = int_0^s ds' / |z_hat - z(s')|``. Along the
+    path ``dz/ds = sign |x|^2 |y|^2``: ``z`` is monotone, and there is no stiff tail.
+
+    Examples
+    --------
+    >>> from linrnn_theory.theory.large_n import large_n_model
+    >>> path, = integrate_paths([large_n_model(0.5, 6)], 1.0, 0.9)
+    >>> bool(abs(path.model.readout(path.at(path.s_end)) - 0.9) < 1e-9)
+    True
+    """
+    models = list(models)
+    K = len(models)
+    shapes = [m.shape for m in models]
+    P = max(p for p, _ in shapes)
+    Q = max(q for _, q in shapes)
+    A = np.zeros((K, Q, P))
+    r_w, r_m = np.zeros((K, P)), np.zeros((K, Q))
+    s0 = np.array([float(m.s0) for m in models])
+    for k, (m, (p, q)) in enumerate(zip(models, shapes)):
+        A[k, :q, :p], r_w[k, :p], r_m[k, :q] = m.A, m.r_w, m.r_m
+    flat = np.concatenate([k * P * Q + (np.arange(p)[:, None] * Q + np.arange(q)).ravel()
+                           for k, (p, q) in enumerate(shapes)]).astype(np.intp)
+    n = flat.size
+    buf = np.zeros(K * P * Q)
+    calls = [0]
+    sign = float(np.sign(sign)) or 1.0
+    symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
+                               and np.array_equal(m.r_w, m.r_m) for m in models)
+
+    def rhs(_s, state):
+        calls[0] += 1
+        if calls[0] > max_nfev:
+            raise StepLimitError(f"the learning path (shape {shapes[-1][0]} x "
+                                 f"{shapes[-1][1]}) needed more than {max_nfev} right-hand "
+                                 "side evaluations")
+        buf[flat] = state
+        _, x, y = reduced_readouts(buf.reshape(K, P, Q), A, r_w, r_m, s0, symmetric)
+        return (sign * x[:, :, None] * y[:, None, :]).reshape(-1)[flat]
+
+    def reached(_s, state):
+        buf[flat] = state
+        z = reduced_readouts(buf.reshape(K, P, Q), A, r_w, r_m, s0, symmetric)[0]
+        return float(np.min(sign * z)) - z_goal
+    reached.terminal = True
+    reached.direction = 1
+
+    rate = min(float(np.dot(m.r_w, m.r_w) * np.dot(m.r_m, m.r_m)) for m in models)
+    s_max = 1e3 * max(abs(z_goal), 1e-12) / max(rate, 1e-300)
+    sol = solve_ivp(rhs, (0.0, s_max), np.zeros(n), method="DOP853", dense_output=True,
+                    events=reached, rtol=rtol, atol=atol)
+    if sol.status != 1 or not np.all(np.isfinite(sol.y)):
+        raise RuntimeError(f"the learning path did not reach z = {z_goal}: {sol.message}")
+    s_end = float(sol.t[-1])
+    ode = sol.sol
+    out = []
+    start = 0
+    for m, (p, q) in zip(models, shapes):
+        def at(s: Any, start: int = start, p: int = p, q: int = q) -> np.ndarray:
+            ss = np.clip(np.asarray(s, dtype=float), 0.0, s_end)
+            y = ode(ss)[start:start + p * q]
+            return np.moveaxis(y, 0, -1).reshape(ss.shape + (p, q))
+        out.append(LearningPath(model=m, sign=sign, s_end=s_end, steps=np.asarray(ode.ts),
+                                at=at))
+        start += p * q
+    return out
