@@ -112,3 +112,47 @@ def test_a_writable_copy_is_independent_of_the_cache():
     c = large_n_model(0.55, 6).A.copy()
     c[0, 0] += 1.0
     assert large_n_model(0.55, 6).A[0, 0] != c[0, 0]
+
+
+def test_joint_integration_equals_separate_runs():
+    """integrate_many (one ODE for several depths and targets) against one run each."""
+    from linrnn_theory.theory.reduced import integrate, integrate_many
+    tau = np.linspace(0.0, 1.5, 31)
+    models = [large_n_model(0.6, d) for d in (4, 8, 12)]
+    targets = [0.5, 1.0, 2.0]
+    joint = integrate_many(models, targets, tau)
+    for m, t, j in zip(models, targets, joint):
+        alone = integrate(m, t, tau)
+        np.testing.assert_allclose(j.readout, alone.readout, rtol=0, atol=1e-9 * t)
+        np.testing.assert_allclose(j.C, alone.C, rtol=0, atol=1e-9 * np.abs(alone.C).max())
+
+
+def test_vectorised_outliers_equal_the_per_matrix_root_search():
+    """largest_outliers (top-down scan, joint refinement) against outliers(C) one by one."""
+    from linrnn_theory.theory.reduced import integrate
+    mdl = large_n_model(0.6, 8)
+    Cs = integrate(mdl, 1.5, np.linspace(0.0, 1.0, 12)).C
+    fast = mdl.largest_outliers(Cs)
+    for C, lam in zip(Cs, fast):
+        roots = mdl.outliers(C)
+        if roots.size:
+            assert lam == pytest.approx(roots[0], rel=1e-12)
+        else:
+            assert np.isnan(lam)
+    assert np.isfinite(fast[-1])
+
+
+def test_learning_path_gives_the_flow_of_every_target():
+    """One path in s, read at s(tau), against the flow in tau of two targets."""
+    from linrnn_theory.theory.reduced import integrate, integrate_paths
+    mdl = large_n_model(0.5, 8)
+    path, = integrate_paths([mdl], 1.0, 1.9)
+    s = np.linspace(0.0, path.s_end, 4001)
+    z = mdl.readouts(path.at(s))
+    for target in (0.8, 2.0):
+        # tau(s) = int ds / (z_hat - z) by the trapezoid rule, up to z = 0.9 z_hat
+        keep = z <= 0.9 * target
+        f = 1.0 / (target - z[keep])
+        tau = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(s[keep]))])
+        flow = integrate(mdl, target, tau[::400])
+        np.testing.assert_allclose(flow.readout, z[keep][::400], rtol=0, atol=1e-5 * target)

@@ -338,11 +338,9 @@ def converged_models(build, targets, tau: np.ndarray, tol: float, rtol: float,
     """:func:`converged_model` (automatic depth) for several targets of one ``build``: the
     depths of a group and all the targets still searching are integrated as one ODE
     (:func:`.reduced.integrate_many`); if that run exceeds its step budget, each target
-    is searched on its own. With several targets the converged models are held while the
-    others learn (``hold_converged`` of :func:`.reduced.integrate_many`: targets converge
-    at different times, and a converged model's tail is stiff). ``options`` go to the
-    integrator (``with_grad_integral``, ``dense``, ``max_nfev``). Returns one
-    ``(model, trajectory, depth, change)`` per target.
+    is searched on its own. ``options`` go to the integrator (``with_grad_integral``,
+    ``dense``, ``max_nfev``). Returns one ``(model, trajectory, depth, change)`` per
+    target.
     """
     targets = [float(t) for t in targets]
     searches = [_Search(t, tol) for t in targets]
@@ -356,8 +354,7 @@ def converged_models(build, targets, tau: np.ndarray, tol: float, rtol: float,
         try:
             trajs = integrate_many(distinct * len(todo),
                                    np.repeat([targets[i] for i in todo], len(distinct)),
-                                   tau, rtol=rtol, atol=atol, hold_converged=len(todo) > 1,
-                                   **options)
+                                   tau, rtol=rtol, atol=atol, **options)
             per = {i: (_group_entries(models, closed, trajs[j * len(distinct):
                                                              (j + 1) * len(distinct)]), None)
                    for j, i in enumerate(todo)}

@@ -388,7 +388,7 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
 def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[float],
                    tau: np.ndarray, rtol: float = 1e-11, atol: float = 1e-14,
                    with_grad_integral: bool = False, max_nfev: int = MAX_NFEV,
-                   dense: bool = False, hold_converged: bool = False) -> list[FlowSolution]:
+                   dense: bool = False) -> list[FlowSolution]:
     """Integrate the reduced flows of several models as one ODE (one DOP853 run).
 
     The models (e.g. the depths of an automatic depth search) are padded to a common shape
@@ -397,18 +397,16 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     them (the models are similar, so each is held to about ``rtol, atol``: the results
     differ from separate runs by a few ``rtol``). A symmetric ``A`` with ``r_w = r_m``
     (every large-N model) keeps ``C`` symmetric and ``x = y``: one solve per evaluation
-    instead of two. The run stops when every model has converged
-    (``|z_hat - z| <= 10 rtol |z_hat|``, where a run of its own would stop) and holds the
-    states after, so a model too stiff to converge within ``max_nfev`` makes the joint
-    run exceed it too. Models that converge at very different times (different targets)
-    make the converged ones sit in their stiff tail while the others learn:
-    ``hold_converged=True`` holds each model from the first evaluation at which it has
-    converged (its derivative is then below ``10 rtol`` of the start), which also lets a
-    model converge that would exceed the budget in its tail alone.
+    instead of two. Each model is held from its own convergence time on
+    (``|z_hat - z| <= 10 rtol |z_hat|``, where a run of its own would stop and hold,
+    located on the dense output), so the stiff tail the run integrates while other models
+    still learn never enters the results; the run stops once every model has converged,
+    and a model too stiff to converge within ``max_nfev`` makes the joint run exceed it
+    too.
 
     Parameters and exceptions as :func:`integrate`, with a sequence of models; ``target``
-    may also be one target per model; ``hold_converged`` as above. With ``dense=True``
-    each solution carries :attr:`FlowSolution.dense`.
+    may also be one target per model. With ``dense=True`` each solution carries
+    :attr:`FlowSolution.dense`.
 
     Returns
     -------
@@ -453,7 +451,6 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     buf = np.zeros(K * P * Q)
     single = K == 1
     thr = 10.0 * rtol * np.maximum(np.abs(targets), 1e-300)
-    frozen = np.zeros(K, dtype=bool)
     # a symmetric A with r_w = r_m (every large-N model) keeps C symmetric, so x = y
     symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
                                and np.array_equal(m.r_w, m.r_m) for m in models)
@@ -495,9 +492,6 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
             e = targets - s0 - (np.swapaxes(Ctr, 1, 2) @ y)[:, 0, 0]
             Cy = C @ y
             s_col = np.swapaxes(C, 1, 2) @ x
-        if hold_converged:    # a converged model's tail is stiff: hold it from then on
-            np.logical_or(frozen, np.abs(e) <= thr, out=frozen)
-            e = np.where(frozen, 0.0, e)
         d = ((e[:, None, None] * x) * np.swapaxes(y, 1, 2)).reshape(-1)
         d = d if single else d[flat]
         if gn is None:
@@ -527,7 +521,7 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     done.direction = -1
 
     ode = None
-    t_stop = 0.0
+    t_done = np.full(K, np.inf)
     if t_end <= 0.0:
         sol_y = np.zeros((size, tau.size))
         msg, nfev = "no time to integrate", 0
@@ -538,25 +532,61 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
             raise RuntimeError(f"reduced ODE failed: {sol.message}")
         ode = sol.sol
         t_stop = float(sol.t[-1])
-        inside = tau <= t_stop
-        sol_y = np.empty((size, tau.size))
-        if inside.any():
-            sol_y[:, inside] = sol.sol(tau[inside])
-        if (~inside).any():
-            hold = sol.y[:, -1].copy()   # gradient norm ~ |e| |a| |b| ~ 0 after the stop
-            sol_y[:, ~inside] = hold[:, None]
+        if sol.status == 1:
+            t_done[:] = t_stop
+        if K > 1:
+            t_done = np.minimum(t_done, _convergence_times(
+                sol, flat, (K, P, Q), (A, r_w, r_m, s0, symmetric), targets, thr))
+        sol_y = ode(np.minimum(tau, t_stop)) if tau.size else np.zeros((size, 0))
         nfev = int(sol.nfev)
         msg = sol.message if sol.status == 0 else f"converged at tau = {t_stop:.6g}; held after"
     out = []
     start = 0
     for k, (m, (p, q)) in enumerate(zip(models, shapes)):
-        Cs = np.ascontiguousarray(sol_y[start:start + p * q].T).reshape(tau.size, p, q)
-        gi = sol_y[n + k].copy() if with_grad_integral else np.zeros(tau.size)
-        ev = _dense_view(ode, t_stop, start, p, q, n + k if with_grad_integral else None) \
-            if dense else None
+        rows = list(range(start, start + p * q)) + ([n + k] if with_grad_integral else [])
+        Y = sol_y[rows]
+        late = tau > t_done[k]
+        if late.any():                  # held from its convergence on, as a run of its own
+            Y[:, late] = ode(t_done[k])[rows][:, None]
+        Cs = np.ascontiguousarray(Y[:p * q].T).reshape(tau.size, p, q)
+        gi = Y[p * q].copy() if with_grad_integral else np.zeros(tau.size)
+        ev = _dense_view(ode, min(t_done[k], t_end), start, p, q,
+                         n + k if with_grad_integral else None) if dense else None
         start += p * q
         out.append(FlowSolution(tau=tau, C=Cs, readout=m.readouts(Cs), grad_int=gi,
                                 status=Status.OK, message=msg, nfev=nfev, dense=ev))
+    return out
+
+
+def _convergence_times(sol, flat: np.ndarray, dims: tuple[int, int, int], batch: tuple,
+                       targets: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """First time each model of a joint run has ``|z_hat - z| <= thr`` (``inf`` if never):
+    the first step point below, refined on the dense output."""
+    from scipy.optimize import brentq
+    K, P, Q = dims
+    A, r_w, r_m, s0, symmetric = batch
+    n = flat.size
+    Cp = np.zeros((sol.t.size, K * P * Q))
+    Cp[:, flat] = sol.y[:n].T
+    Cs = Cp.reshape(sol.t.size, K, P, Q)
+    z = reduced_readouts(Cs, A, r_w, r_m, s0, symmetric)[0]
+    below = np.abs(targets - z) - thr <= 0                   # (steps, K)
+    out = np.full(K, np.inf)
+    buf = np.zeros(K * P * Q)
+    for k in np.nonzero(below.any(axis=0))[0]:
+        j = int(np.argmax(below[:, k]))
+        if j == 0:
+            out[k] = float(sol.t[0])
+            continue
+
+        def f(t: float, k: int = k) -> float:
+            buf[flat] = sol.sol(t)[:n]
+            zk = reduced_readouts(buf.reshape(K, P, Q)[k], A[k], r_w[k], r_m[k], s0[k],
+                                  symmetric)[0]
+            return float(abs(targets[k] - zk) - thr[k])
+
+        out[k] = brentq(f, float(sol.t[j - 1]), float(sol.t[j]),
+                        xtol=4 * np.finfo(float).eps, rtol=4 * np.finfo(float).eps)
     return out
 
 
