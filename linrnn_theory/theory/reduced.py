@@ -385,6 +385,28 @@ def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float =
                           with_grad_integral=with_grad_integral, max_nfev=max_nfev)[0]
 
 
+def _stack(models: Sequence[ReducedModel]) -> tuple:
+    """The models padded to a common shape: ``(shapes, P, Q, A (K, Q, P), r_w (K, P),
+    r_m (K, Q), s0 (K,), flat, symmetric)``, with ``flat`` the positions of the real
+    coordinates in the padded ``(K, P, Q)`` stack and ``symmetric`` whether every ``A``
+    is symmetric with ``r_w = r_m`` (every large-N model: ``C`` stays symmetric and
+    ``x = y``)."""
+    K = len(models)
+    shapes = [m.shape for m in models]
+    P = max(p for p, _ in shapes)
+    Q = max(q for _, q in shapes)
+    A = np.zeros((K, Q, P))
+    r_w, r_m = np.zeros((K, P)), np.zeros((K, Q))
+    s0 = np.array([float(m.s0) for m in models])
+    for k, (m, (p, q)) in enumerate(zip(models, shapes)):
+        A[k, :q, :p], r_w[k, :p], r_m[k, :q] = m.A, m.r_w, m.r_m
+    flat = np.concatenate([k * P * Q + (np.arange(p)[:, None] * Q + np.arange(q)).ravel()
+                           for k, (p, q) in enumerate(shapes)]).astype(np.intp)
+    symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
+                               and np.array_equal(m.r_w, m.r_m) for m in models)
+    return shapes, P, Q, A, r_w, r_m, s0, flat, symmetric
+
+
 def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[float],
                    tau: np.ndarray, rtol: float = 1e-11, atol: float = 1e-14,
                    with_grad_integral: bool = False, max_nfev: int = MAX_NFEV,
@@ -426,17 +448,8 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     tau = np.asarray(tau, dtype=float)
     K = len(models)
     targets = np.broadcast_to(np.asarray(target, dtype=float), (K,)).copy()
-    shapes = [m.shape for m in models]
-    P = max(p for p, _ in shapes)
-    Q = max(q for _, q in shapes)
-    A = np.zeros((K, Q, P))
-    r_w, r_m = np.zeros((K, P)), np.zeros((K, Q))
-    s0 = np.array([float(m.s0) for m in models])
-    for k, (m, (p, q)) in enumerate(zip(models, shapes)):
-        A[k, :q, :p], r_w[k, :p], r_m[k, :q] = m.A, m.r_w, m.r_m
+    shapes, P, Q, A, r_w, r_m, s0, flat, symmetric = _stack(models)
     At = np.ascontiguousarray(np.swapaxes(A, 1, 2))
-    flat = np.concatenate([k * P * Q + (np.arange(p)[:, None] * Q + np.arange(q)).ravel()
-                           for k, (p, q) in enumerate(shapes)]).astype(np.intp)
     n = flat.size
     eye = np.eye(Q)
     gn = None
@@ -451,9 +464,6 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     buf = np.zeros(K * P * Q)
     single = K == 1
     thr = 10.0 * rtol * np.maximum(np.abs(targets), 1e-300)
-    # a symmetric A with r_w = r_m (every large-N model) keeps C symmetric, so x = y
-    symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
-                               and np.array_equal(m.r_w, m.r_m) for m in models)
     # column / row vectors for batched matrix products (einsum is slower on these sizes)
     r_w_row, r_m_col = r_w[:, None, :], r_m[:, :, None]
     if gn is not None:
@@ -515,7 +525,7 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
         if K == 1:
             return abs(targets[0] - last.readout(state[:n].reshape(p_l, q_l))) - thr[0]
         buf[flat] = state[:n]
-        z = reduced_readouts(buf.reshape(K, P, Q), A, r_w, r_m, s0)[0]
+        z = reduced_readouts(buf.reshape(K, P, Q), A, r_w, r_m, s0, symmetric)[0]
         return float(np.max(np.abs(targets - z) - thr))
     done.terminal = True
     done.direction = -1
@@ -651,22 +661,11 @@ def integrate_paths(models: Sequence[ReducedModel], sign: float, z_goal: float,
     """
     models = list(models)
     K = len(models)
-    shapes = [m.shape for m in models]
-    P = max(p for p, _ in shapes)
-    Q = max(q for _, q in shapes)
-    A = np.zeros((K, Q, P))
-    r_w, r_m = np.zeros((K, P)), np.zeros((K, Q))
-    s0 = np.array([float(m.s0) for m in models])
-    for k, (m, (p, q)) in enumerate(zip(models, shapes)):
-        A[k, :q, :p], r_w[k, :p], r_m[k, :q] = m.A, m.r_w, m.r_m
-    flat = np.concatenate([k * P * Q + (np.arange(p)[:, None] * Q + np.arange(q)).ravel()
-                           for k, (p, q) in enumerate(shapes)]).astype(np.intp)
+    shapes, P, Q, A, r_w, r_m, s0, flat, symmetric = _stack(models)
     n = flat.size
     buf = np.zeros(K * P * Q)
     calls = [0]
     sign = float(np.sign(sign)) or 1.0
-    symmetric = P == Q and all(np.array_equal(m.A, np.transpose(m.A))
-                               and np.array_equal(m.r_w, m.r_m) for m in models)
 
     def rhs(_s, state):
         calls[0] += 1
