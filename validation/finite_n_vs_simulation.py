@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+r"""The finite-N theory against many simulated networks: spread and mean of learning.
+
+For each size ``N``, gain ``g`` and target ``z_hat`` this trains ``--seeds`` networks
+(``lt.init_network(N, g, seed)``, seeds ``0 .. seeds-1``) together by small-step
+fixed-point gradient descent (``lr = h / beta^2``, ``h`` the step in rescaled time), and
+compares with ``theory.predict(method="finite_n", N=N)`` and
+:func:`linrnn_theory.theory.finite_n.learning_time_spread`:
+
+* **spread of the readout**: the predicted standard deviation of ``z(tau)`` against the
+  measured one (over seeds) at every epoch where the measured value is resolved, i.e.
+  larger than 3 times its own standard error ``s / sqrt(2 (n - 1))`` and than
+  ``FLOOR * |z_hat|`` (0.1 %: below that is the tail of convergence);
+* **spread of the learning time** (first ``tau`` with loss below 5 % of the network's own
+  initial loss, log-linear interpolation between epochs): predicted against measured
+  standard deviation, and the means;
+* **bias of the mean**: at the epochs where the large-N readout (``method="ode"``) misses
+  the seed mean by more than 3 standard errors, the largest gap of the large-N and of the
+  finite-N mean;
+* the validity verdict of the theory (:func:`linrnn_theory.theory.finite_n.validity`) and
+  the cost of a finite-N prediction relative to the large-N one (same ``tau``).
+
+Output (``--out``, JSON): ``{"settings": {...}, "points": [{"N", "g", "target", "seeds",
+"lr", "epochs", "verdict_ok", "verdict", "rate_spread", "edge_ratio", "z_std":
+{"resolved", "max_rel_err", "frac_within_20pct", "rel_err_median"}, "learning_time":
+{"measured_mean", "measured_std", "measured_std_se", "predicted_mean", "predicted_std",
+"std_rel_err", "large_n"}, "mean_gap": {"resolved", "large_n_max", "finite_n_max",
+"ratio"}, "cost_ratio", "seconds"}, ...]}``; ``rel_err`` = predicted / measured - 1.
+
+Run: ``python validation/finite_n_vs_simulation.py --N 256 1024 --g 0 0.3 0.6 0.8
+--targets 0.5 1 2 --seeds 64 --out validation/results/finite_n.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import linrnn_theory as lt
+from linrnn_theory import theory
+from linrnn_theory.theory.finite_n import learning_time_spread, passage_times, validity
+from linrnn_theory.theory.traces import beta_of
+
+REL_LOSS = 0.05
+#: Spreads below this fraction of ``z_hat`` (the tail of convergence) are not compared.
+FLOOR = 1e-3
+
+
+def simulate(N: int, g: float, target: float, seeds: int, h: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """Readouts ``(seeds, n_tau)`` and learning times of ``seeds`` networks, with ``tau``,
+    ``lr`` and the number of epochs (run to 3 large-N learning times)."""
+    lr = h / beta_of(g) ** 2
+    epochs = int(np.ceil(3.0 * theory.learning_time(g, target, REL_LOSS) / lr))
+    nets = [lt.init_network(N=N, g=g, seed=s) for s in range(seeds)]
+    runs = lt.train(nets, lt.FixedPointTask(target=target), lr=lr, epochs=epochs,
+                    mode="fixed_point", n_singular=1)
+    bad = [r.status for r in runs if not r.status.valid]
+    if bad:
+        raise RuntimeError(f"N={N} g={g} target={target}: runs ended {set(bad)}")
+    Z = np.array([r.readout for r in runs])
+    T = np.array([passage_times(r.tau, r.loss, np.array([REL_LOSS]))[0] for r in runs])
+    return runs[0].tau, Z, T, lr, epochs
+
+
+def cached_simulate(N: int, g: float, target: float, seeds: int, h: float,
+                    runs: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """:func:`simulate`, kept in ``runs/sim_N<N>_g<g>_t<target>_s<seeds>_h<h>.npz``
+    (keys ``tau``, ``readout`` ``(seeds, n_tau)``, ``learning_time``, ``lr``, ``epochs``)
+    when ``runs`` is given, and read back from there on the next call."""
+    path = None if runs is None else runs / f"sim_N{N}_g{g}_t{target}_s{seeds}_h{h}.npz"
+    if path is not None and path.exists():
+        with np.load(path) as d:
+            return (d["tau"], d["readout"], d["learning_time"], float(d["lr"]),
+                    int(d["epochs"]))
+    tau, Z, T, lr, epochs = simulate(N, g, target, seeds, h)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, tau=tau, readout=Z, learning_time=T, lr=lr, epochs=epochs)
+        tmp.replace(path)
+    return tau, Z, T, lr, epochs
+
+
+def compare(N: int, g: float, target: float, seeds: int, h: float,
+            runs: Path | None = None) -> dict:
+    """One point of the table (see the module docstring)."""
+    t0 = time.perf_counter()
+    tau, Z, T, lr, epochs = cached_simulate(N, g, target, seeds, h, runs)
+    n = Z.shape[0]
+    t1 = time.perf_counter()
+    pred = theory.predict(g=g, target=target, tau=tau, method="finite_n", N=N,
+                          outlier=False)
+    t2 = time.perf_counter()
+    large = theory.predict(g=g, target=target, tau=tau, method="ode", outlier=False)
+    t3 = time.perf_counter()
+    s = Z.std(axis=0, ddof=1)
+    resolved = (s > 3.0 * s / np.sqrt(2.0 * (n - 1))) & (s > FLOOR * abs(target))
+    rel = pred.readout_std[resolved] / s[resolved] - 1.0
+    sem = s / np.sqrt(n)
+    gap_large = np.abs(large.readout - Z.mean(axis=0))
+    gap_fin = np.abs(pred.readout - Z.mean(axis=0))
+    gaps = gap_large > 3.0 * sem
+    t_mean, t_std = learning_time_spread(g, target, N, REL_LOSS)
+    check = validity(g, N)
+    finite = np.isfinite(T)
+    Tm, Ts = float(np.mean(T[finite])), float(np.std(T[finite], ddof=1))
+    return {
+        "N": N, "g": g, "target": target, "seeds": n, "lr": lr, "epochs": epochs,
+        "verdict_ok": check.ok, "verdict": check.message or "ok",
+        "rate_spread": check.rate_spread, "edge_ratio": check.edge_ratio,
+        "status": str(pred.status),
+        "z_std": {"resolved": int(resolved.sum()),
+                  "max_rel_err": float(np.max(np.abs(rel))) if rel.size else None,
+                  "rel_err_median": float(np.median(rel)) if rel.size else None,
+                  "frac_within_20pct": float(np.mean(np.abs(rel) <= 0.2)) if rel.size
+                  else None},
+        "learning_time": {"measured_mean": Tm, "measured_std": Ts,
+                          "measured_std_se": Ts / np.sqrt(2.0 * (finite.sum() - 1)),
+                          "not_learned": int((~finite).sum()),
+                          "predicted_mean": t_mean, "predicted_std": t_std,
+                          "std_rel_err": t_std / Ts - 1.0,
+                          "large_n": theory.learning_time(g, target, REL_LOSS)},
+        "mean_gap": {"resolved": int(gaps.sum()),
+                     "large_n_max": float(gap_large[gaps].max()) if gaps.any() else None,
+                     "finite_n_max": float(gap_fin[gaps].max()) if gaps.any() else None,
+                     "ratio": float(gap_fin[gaps].max() / gap_large[gaps].max())
+                     if gaps.any() else None},
+        "cost_ratio": (t2 - t1) / max(t3 - t2, 1e-9),
+        "seconds": {"simulation": t1 - t0, "finite_n": t2 - t1, "large_n": t3 - t2},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``--help`` lists the options)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--N", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--g", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.8])
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    ap.add_argument("--seeds", type=int, default=64)
+    ap.add_argument("--h", type=float, default=0.002,
+                    help="step in rescaled time: lr = h / beta^2 (default 0.002)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    ap.add_argument("--runs", type=Path, default=None,
+                    help="folder keeping the simulated readouts (NPZ), reused on a rerun")
+    args = ap.parse_args(argv)
+    if args.seeds < 8:
+        ap.error("--seeds must be >= 8")
+    points = []
+    for N in args.N:
+        for g in args.g:
+            for target in args.targets:
+                r = compare(N, g, target, args.seeds, args.h, args.runs)
+                points.append(r)
+                zs, lt_, mg = r["z_std"], r["learning_time"], r["mean_gap"]
+                print(f"N={N:5d} g={g:.2f} z^={target:.1f} [{'ok' if r['verdict_ok'] else 'FLAGGED'}]"
+                      f" z-std: {zs['resolved']} resolved, max err "
+                      f"{zs['max_rel_err'] if zs['max_rel_err'] is None else round(100 * zs['max_rel_err'])} %,"
+                      f" {100 * (zs['frac_within_20pct'] or 0):.0f} % within 20 %; T-std err "
+                      f"{100 * lt_['std_rel_err']:+.0f} % (se {100 * lt_['measured_std_se'] / lt_['measured_std']:.0f} %);"
+                      f" mean gap ratio {mg['ratio'] if mg['ratio'] is None else round(mg['ratio'], 2)};"
+                      f" cost x{r['cost_ratio']:.1f}", flush=True)
+    result = {"settings": {"h": args.h, "seeds": args.seeds, "rel_loss": REL_LOSS},
+              "points": points}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
