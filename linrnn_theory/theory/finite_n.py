@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 import mpmath as mp
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import expit
 
 from ..network import Network
 from ..trajectory import Status
@@ -357,8 +357,13 @@ def _interp(x: np.ndarray, u: np.ndarray, F: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(x, u, F[:, j]) for j in range(F.shape[1])], axis=-1)
 
 
-#: Loss levels (fractions of the initial loss) of the passage-time representation.
-_PASSAGE_LEVELS = np.geomspace(1.0 - 1e-8, 1e-12, 300)
+#: Loss levels (fractions of the initial loss) of the passage-time representation, evenly
+#: spaced in ``logit(rho)``: ``log T`` is close to linear in it both where learning starts
+#: (``T ~ (1 - rho)``) and where it ends (``T ~ -log rho``). The interpolation error is
+#: O(spacing^2): 4e-6 of ``z_hat`` in the readout at this spacing (0.02), measured against
+#: a grid four times finer.
+_PASSAGE_LOGIT = np.linspace(np.log(1e9), np.log(1e-12), 2400)
+_PASSAGE_LEVELS = expit(_PASSAGE_LOGIT)
 
 
 def passage_times(u: np.ndarray, loss: np.ndarray, levels: np.ndarray,
@@ -416,7 +421,7 @@ def _passage_stats(u: np.ndarray, F: np.ndarray, steps: np.ndarray, tau: np.ndar
     to first order in the modes, so ``(z_0, y)`` is Gaussian. With
     ``y = E[y | z_0] + sd(y | z_0) zeta`` (one standard normal ``zeta`` for all levels,
     which leaves every level's law as it is) each pair ``(z_0, zeta)`` is one learning
-    curve ``r(tau)``, read off by interpolation in ``log rho``; a two-dimensional
+    curve ``r(tau)``, read off by interpolation in ``logit rho``; a two-dimensional
     Gauss-Hermite quadrature averages over them. Returns ``(mean, std)``, each
     ``(len(tau), 2)``: readout, loss.
     """
@@ -425,7 +430,7 @@ def _passage_stats(u: np.ndarray, F: np.ndarray, steps: np.ndarray, tau: np.ndar
                                     rate=f[:, 2] ** 2 if np.all(np.isfinite(f[:, 2]))
                                     else None) for f in F])
     ok = np.all(np.isfinite(times) & (times > 0), axis=0)
-    log_r, y = np.log(levels[ok]), np.log(times[:, ok])
+    v, y = _PASSAGE_LOGIT[ok], np.log(times[:, ok])
     a = (y[1::2] - y[2::2]) / (2.0 * steps[:, None])                     # (K, n_lev)
     y_mean = y[0]
     dz = (F[1::2, 0, 0] - F[2::2, 0, 0]) / (2.0 * steps)
@@ -444,9 +449,8 @@ def _passage_stats(u: np.ndarray, F: np.ndarray, steps: np.ndarray, tau: np.ndar
         e0 = target - z0
         for zj, wj in zip(zeta, w):
             curve = np.maximum.accumulate(y_mean + slope * sz * zi + csd * zj)
-            lr = np.interp(log_tau, curve, log_r, left=0.0, right=log_r[-1])
-            lr[tau <= 0] = 0.0
-            r = np.exp(lr)
+            r = expit(np.interp(log_tau, curve, v))
+            r[tau <= 0] = 1.0
             z = target - e0 * np.sqrt(r)
             L = 0.5 * e0 * e0 * r
             moments += wi * wj * np.array([z, z * z, L, L * L])

@@ -1,0 +1,217 @@
+"""The finite-N theory (linrnn_theory.theory.finite_n).
+
+What is checked, and against what:
+
+* the Gauss quadrature reproduces the trace moments ``phi_n`` (:mod:`.traces`);
+* the surrogate network's Krylov-chain Gram entries are the quadrature sums, and at the
+  mean weights its reduced flow is the large-N flow (``method="ode"``);
+* the fluctuation modes carry the covariance of the Gram entries of random unit
+  directions, checked by sampling directions for one fixed ``W0``;
+* the spread property: the predicted standard deviation of the readout along the
+  learning curve equals the sampled one of the same Gram-fluctuation model (surrogate
+  flows at Gaussian-distributed bin weights, at a size where the expansion is exact), and
+  a prediction scaled by ``1 + 10 %`` is rejected (must-fail partner);
+* the method's interface: status and message from the validity indicator, shapes,
+  argument checks.
+"""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import linrnn_theory as lt
+from linrnn_theory import theory
+from linrnn_theory.theory import finite_n as fn
+from linrnn_theory.theory.instance import instance_model
+from linrnn_theory.theory.methods import Request
+from linrnn_theory.theory.reduced import integrate_many
+from linrnn_theory.theory.traces import beta_of, moments
+
+
+@pytest.mark.parametrize("g", [0.3, 0.6, 0.9])
+def test_quadrature_reproduces_the_trace_moments(g):
+    q = fn.quadrature(g, 8)
+    with mp.workdps(40):
+        phi, _ = moments(g, 15)
+    for k in range(16):
+        assert abs(float(q.p @ q.t ** k) / float(phi[k]) - 1) < 1e-11
+    assert not q.t.flags.writeable and not q.p.flags.writeable
+
+
+def test_surrogate_gram_entries_are_the_quadrature_sums():
+    """``w^T H^n w = sum A_i t_i^n``, ``m^T K^n m = sum B_i t_i^n`` and
+    ``w^T H^n R m = sum C_i t_i^(n + 1/2)`` for the surrogate (``H = R R^T``, ``K = R^T R``)."""
+    q = fn.quadrature(0.7, 5)
+    rng = np.random.default_rng(0)
+    A, B = q.p * (1 + 0.1 * rng.standard_normal(5)), q.p * (1 + 0.1 * rng.standard_normal(5))
+    C = 0.3 * np.sqrt(A * B) * rng.standard_normal(5)
+    net = fn.surrogate_network(q, A, B, C)
+    R = np.linalg.inv(np.eye(net.N) - net.W0)
+    H, K = R @ R.T, R.T @ R
+    for n in range(4):
+        Hn = np.linalg.matrix_power(H, n)
+        assert np.isclose(net.w @ Hn @ net.w, A @ q.t ** n, rtol=1e-12)
+        assert np.isclose(net.m @ np.linalg.matrix_power(K, n) @ net.m, B @ q.t ** n,
+                          rtol=1e-12)
+        assert np.isclose(net.w @ Hn @ R @ net.m, C @ q.t ** (n + 0.5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("g", [0.0, 0.5, 0.8])
+def test_surrogate_at_the_mean_is_the_large_n_flow(g):
+    tau = np.linspace(0.0, 3.0 / beta_of(g) ** 2, 40)
+    ode = theory.predict(g=g, target=1.0, tau=tau, method="ode", outlier=False)
+    q = fn.quadrature(g, ode.depth + 2)
+    net = fn.surrogate_network(q, q.p, q.p, np.zeros(q.p.size))
+    sur = theory.predict(target=1.0, tau=tau, method="instance", network=net,
+                         depth=ode.depth, outlier=False)
+    assert np.max(np.abs(sur.readout - ode.readout)) < 1e-9
+    assert np.max(np.abs(sur.singular_values - ode.singular_values)) < 1e-9
+
+
+def test_modes_carry_the_covariance_of_random_directions():
+    """For one fixed ``W0`` (N = 300, g = 0.5), draw 4000 pairs of independent uniform unit
+    directions and compare the covariance of ``(w^T H w, w^T H^2 w, w^T R m)`` with the
+    one the modes give (moments of the quadrature; exact for polynomials of degree <= 2n-1).
+    Tolerance: 5 standard errors of a sampled (co)variance, ``sqrt(2/n)`` relative for a
+    variance (Gaussian fourth moments), plus the O(1/sqrt(N)) difference between this
+    ``W0``'s traces and their large-N values."""
+    N, g, n = 300, 0.5, 4000
+    net = lt.init_network(N=N, g=g, seed=11)
+    R = np.linalg.inv(np.eye(N) - net.W0)
+    H = R @ R.T
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((n, N))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    m = rng.standard_normal((n, N))
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    Hw = w @ H
+    samples = np.column_stack([np.einsum("ij,ij->i", Hw, w),
+                               np.einsum("ij,ij->i", Hw @ H, w),
+                               np.einsum("ij,ij->i", w @ R, m)])
+    measured = np.cov(samples.T)
+    q = fn.quadrature(g, 4)
+    d = fn.fluctuation_modes(q, N)                          # (K, 3, n) changes of A, B, C
+    J = np.array([[q.t @ x[0], q.t ** 2 @ x[0], np.sqrt(q.t) @ x[2]] for x in d])
+    predicted = J.T @ J
+    tol = 5 * np.sqrt(2 / n) + 3 / np.sqrt(N)
+    for i in range(3):
+        assert abs(measured[i, i] / predicted[i, i] - 1) < tol, (i, measured, predicted)
+    scale = np.sqrt(np.outer(np.diag(predicted), np.diag(predicted)))
+    assert abs(measured[0, 1] / scale[0, 1] - predicted[0, 1] / scale[0, 1]) < tol
+    assert abs(measured[0, 2]) / scale[0, 2] < 5 / np.sqrt(n)     # uncorrelated
+
+
+# ------------------------------------------------------------------- the spread property
+
+N_LARGE = 10 ** 9          # neglected orders O(N^-1/2); every bin weight stays positive
+N_SAMPLES = 2000           # sampled std: relative standard error 1/sqrt(2 n) = 1.6 %
+
+
+@pytest.fixture(scope="module")
+def spread_data():
+    """Prediction and a sample of the Gram-fluctuation model itself at g = 0.6, z_hat = 1.
+
+    Each sample draws the bin weights ``(A, B, C) = mean + sum_k xi_k d_k`` with
+    independent standard normal ``xi_k`` over the modes ``d_k`` (their exact Gaussian law at
+    this order) and integrates that surrogate's flow."""
+    g, target = 0.6, 1.0
+    tau = np.linspace(0.0, 1.2 / beta_of(g) ** 2, 25)
+    pred = theory.predict(g=g, target=target, tau=tau, method="finite_n", N=N_LARGE,
+                          outlier=False, grad_norm=False)
+    depth = pred.depth
+    q = fn.quadrature(g, depth + 2)
+    d = fn.fluctuation_modes(q, N_LARGE)
+    base = np.array([q.p, q.p, np.zeros(q.p.size)])
+    rng = np.random.default_rng(2024)
+    xi = rng.standard_normal((N_SAMPLES, len(d)))
+    Z = []
+    for chunk in np.array_split(xi, 20):
+        nets = [fn.surrogate_network(q, *(base + np.tensordot(x, d, axes=1))) for x in chunk]
+        sols = integrate_many([instance_model(net, depth) for net in nets], target, tau)
+        Z.extend(s.readout for s in sols)
+    return pred, np.array(Z)
+
+
+def check_spread(pred_std: np.ndarray, samples: np.ndarray) -> None:
+    """The predicted std equals the sampled one where the spread is resolved (above 1e-3
+    of its largest value): within 4 standard errors of a sampled std (``1/sqrt(2 n)``
+    relative, 6.3 % at n = 2000) plus the O(N^-1/2) expansion error."""
+    s = samples.std(axis=0, ddof=1)
+    live = s > 1e-3 * s.max()
+    assert live.sum() >= 10
+    tol = 4 / np.sqrt(2 * samples.shape[0]) + 1 / np.sqrt(N_LARGE)
+    rel = pred_std[live] / s[live] - 1
+    assert np.max(np.abs(rel)) < tol, (rel, tol)
+
+
+def test_predicted_spread_equals_sampled_spread(spread_data):
+    pred, Z = spread_data
+    check_spread(pred.readout_std, Z)
+    sem = Z.std(axis=0, ddof=1) / np.sqrt(Z.shape[0])
+    # the mean: 5 standard errors plus the resolution of the passage-time levels
+    # (4e-6 of z_hat, see finite_n._PASSAGE_LOGIT)
+    assert np.all(np.abs(pred.readout - Z.mean(axis=0)) < 5 * sem + 1e-5)
+
+
+def test_spread_scaled_by_ten_percent_is_rejected(spread_data):
+    pred, Z = spread_data
+    with pytest.raises(AssertionError):
+        check_spread(1.1 * pred.readout_std, Z)
+
+
+# ------------------------------------------------------------------------ the interface
+
+def test_validity_flags_g_near_one_and_small_n():
+    assert fn.validity(0.6, 1024).ok and fn.validity(0.3, 256).ok
+    for g, N in [(0.9, 256), (0.9, 1024), (0.8, 256)]:
+        v = fn.validity(g, N)
+        assert not v.ok and "finite-size effects dominate" in v.message
+    tau = np.linspace(0.0, 0.05, 5)
+    p = theory.predict(g=0.9, target=1.0, tau=tau, method="finite_n", N=256,
+                       outlier=False)
+    assert p.status == lt.Status.FINITE_SIZE and "N = 256" in p.message
+    assert not p.status.valid
+
+
+def test_finite_n_prediction_shapes_and_round_trip(tmp_path):
+    tau = np.linspace(0.0, 0.6, 7)
+    p = theory.predict(g=0.5, target=1.0, tau=tau, method="finite_n", N=512, n_singular=2)
+    assert p.status == "ok" and p.method == "finite_n" and p.params["N"] == 512
+    for name in ("readout", "loss", "readout_std", "loss_std"):
+        assert getattr(p, name).shape == (7,)
+    assert p.singular_values.shape == p.singular_values_std.shape == (7, 2)
+    assert p.readout_std[0] == pytest.approx(np.sqrt(beta_of(0.5) / 512), rel=1e-9)
+    p.save(tmp_path / "p.json")
+    back = lt.trajectory.load(tmp_path / "p.json")
+    np.testing.assert_array_equal(back.readout_std, p.readout_std)
+
+
+def test_size_argument_is_checked():
+    tau = np.linspace(0.0, 0.5, 3)
+    with pytest.raises(ValueError, match="N is required"):
+        theory.predict(g=0.5, target=1.0, tau=tau, method="finite_n")
+    with pytest.raises(ValueError, match="not used by method='ode'"):
+        theory.predict(g=0.5, target=1.0, tau=tau, method="ode", N=256)
+    with pytest.raises(ValueError, match="N"):
+        theory.predict(g=0.5, target=1.0, tau=tau, method="finite_n", N=1)
+
+
+def test_learning_time_spread_matches_the_expansion_of_the_flows():
+    """The learning-time spread is the expansion of the surrogates' own passage times:
+    recompute it from :func:`finite_n.expand` on an independent grid."""
+    g, target, N = 0.6, 1.0, 1024
+    mean, std = fn.learning_time_spread(g, target, N)
+    T_large = theory.learning_time(g, target)
+    depth = theory.predict(g=g, target=target, tau=np.linspace(0, 3 * T_large, 5),
+                           method="ode").depth
+    q = fn.quadrature(g, depth + 2)
+    req = Request(g=g, target=target, tau=np.zeros(1), grad_norm=False, n_singular=1)
+    u = np.linspace(0.0, 12 * T_large, 3001)
+    r = fn.expand(q, N, lambda nets, grid: fn._outputs(nets, req, depth, grid, full=False),
+                  u, u[:1], levels=(0.05,))
+    T0, s = r["crossings"][0.05]
+    assert T0 == pytest.approx(T_large, rel=1e-6)
+    assert mean == pytest.approx(T0 * np.exp(s * s / 2), rel=1e-6)
+    assert std == pytest.approx(mean * np.sqrt(np.expm1(s * s)), rel=1e-5)
