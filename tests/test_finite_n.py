@@ -215,3 +215,14 @@ def test_learning_time_spread_matches_the_expansion_of_the_flows():
     assert T0 == pytest.approx(T_large, rel=1e-6)
     assert mean == pytest.approx(T0 * np.exp(s * s / 2), rel=1e-6)
     assert std == pytest.approx(mean * np.sqrt(np.expm1(s * s)), rel=1e-5)
+
+
+def test_learning_time_takes_the_size():
+    mean, std = theory.learning_time(0.3, 1.0, N=512, spread=True)
+    assert (mean, std) == fn.learning_time_spread(0.3, 1.0, 512)
+    assert theory.learning_time(0.3, 1.0, N=512) == mean
+    assert isinstance(theory.learning_time(0.3, 1.0), float)          # large N as before
+    with pytest.raises(ValueError, match="needs the network size"):
+        theory.learning_time(0.3, 1.0, spread=True)
+    with pytest.raises(ValueError, match="scalar"):
+        theory.learning_time([0.3, 0.6], 1.0, N=512)

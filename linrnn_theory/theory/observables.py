@@ -27,7 +27,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
-from .._checks import check_finite_scalar, check_range
+from .._checks import check_finite_scalar, check_int, check_range
 from ..lowrank import reduced_readout
 from . import _series_coefficients as gen
 from .large_n import large_n_model
@@ -428,7 +428,8 @@ def _array_call(fn: Callable[..., float], g: Any, target: Any, network: Any,
 
 def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
                   method: str = "ode", order: int = 3, *, network=None,
-                  input_amp: float = 1.0) -> float | np.ndarray:
+                  input_amp: float = 1.0, N: int | None = None, spread: bool = False
+                  ) -> float | np.ndarray | tuple[float, float]:
     """Learning time ``tau_c`` (in ``tau = lr * epochs``) to reach ``loss < rel_loss * L0``.
 
     Parameters
@@ -449,13 +450,23 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
         Use the instance reduced model of this network (any N) instead of the large-N one.
     input_amp : float
         Input amplitude (non-zero).
+    N : int, optional
+        Network size: the mean over networks of this size (finite-N theory,
+        :func:`.finite_n.learning_time_spread`; each network's threshold relative to its own
+        initial loss) instead of the large-N value. Scalar ``g`` and ``target`` only.
+    spread : bool
+        With ``N``: return ``(mean, std)`` over networks of size ``N``.
 
     Returns
     -------
-    float, or ndarray of the broadcast shape of ``g`` and ``target``
+    float, or ndarray of the broadcast shape of ``g`` and ``target``; ``(mean, std)`` with
+    ``spread=True``
 
     Examples
     --------
+    >>> mean, std = learning_time(0.6, 1.0, N=1024, spread=True)
+    >>> round(mean / learning_time(0.6, 1.0), 3), round(std / mean, 2)
+    (1.003, 0.08)
     >>> round(learning_time(0.0, 1e-3), 4)          # small target: ln(20)/2 = 1.49787
     1.4979
     >>> learning_time([0.0, 0.6], [[0.5], [1.0]]).shape
@@ -463,6 +474,16 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
     >>> bool(learning_time(0.6, 1.0) < learning_time(0.0, 1.0))
     True
     """
+    if N is not None or spread:
+        from .finite_n import learning_time_spread
+        if N is None:
+            raise ValueError("spread=True needs the network size N")
+        if network is not None or method != "ode" or np.ndim(g) or np.ndim(target):
+            raise ValueError("N and spread take scalar g and target, method='ode' and no "
+                             "network")
+        N = check_int("N", N, minimum=2)
+        mean, std = learning_time_spread(float(g), float(target), N, rel_loss, input_amp)
+        return (mean, std) if spread else mean
     arr = _array_call(learning_time, g, target, network, rel_loss=rel_loss, method=method,
                       order=order, input_amp=input_amp)
     if arr is not None:
