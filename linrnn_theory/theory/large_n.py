@@ -18,8 +18,9 @@ How it is made fast:
 * the chains are orthonormalised by Gram-Schmidt *in chain order* (rank revealing: a chain
   vector whose residual is below ``10**-(dps - 20)`` of its norm is dropped, which closes
   the chains exactly at ``g = 0``), so the basis of depth ``d`` is the leading part of the
-  basis of any larger depth: one build at the largest depth asked for so far serves every
-  smaller depth by slicing (cached per ``g``);
+  basis of any larger depth: one build of size 12, 24, 48, ... serves every depth up to
+  its size by slicing (cached per ``g`` and size; a depth always comes from the same
+  size, so its values do not depend on the order of the calls);
 * the outlier matrix ``M(lambda)`` is a polynomial in ``t = 1/(lambda - g^2)``; its
   Chebyshev coefficients are computed once per ``g`` (on first use) and evaluated for many
   ``lambda`` at once (:func:`outlier_matrices`).
@@ -48,7 +49,7 @@ LAMBDA_MAX = 1.5
 
 #: Gains whose build is kept (the deepest build per gain).
 _CACHE_SIZE = 64
-_BUILDS: OrderedDict[float, "_Build"] = OrderedDict()
+_BUILDS: OrderedDict[tuple[float, int], "_Build"] = OrderedDict()
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -194,14 +195,26 @@ def _chebyshev_coefficients(b: _Build) -> np.ndarray:
     return np.array(out)
 
 
+def _build_size(depth: int) -> int:
+    """The size of the build that serves ``depth``: 12, 24, 48, ... A model of a given depth
+    always comes from the same build, so its values do not depend on which depths were
+    asked for before (a slice of a deeper build, made at a higher working precision, can
+    differ in the last bits)."""
+    size = 12
+    while size < depth:
+        size *= 2
+    return size
+
+
 def _get_build(g: float, depth: int) -> _Build:
-    b = _BUILDS.get(g)
-    if b is None or b.L < depth:
-        b = _build(g, depth)
-        _BUILDS[g] = b
+    key = (g, _build_size(depth))
+    b = _BUILDS.get(key)
+    if b is None:
+        b = _build(g, key[1])
+        _BUILDS[key] = b
         while len(_BUILDS) > _CACHE_SIZE:
             _BUILDS.popitem(last=False)
-    _BUILDS.move_to_end(g)
+    _BUILDS.move_to_end(key)
     return b
 
 
