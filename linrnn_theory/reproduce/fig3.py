@@ -34,7 +34,7 @@ import numpy as np
 from ..theory.series_radius import series_radius
 from .figure import Figure, axis, register_figure, split_kinds
 from .plotting import g_color, new_figure, sim_band, theory_line
-from .report import fmt, md_table
+from .report import finite_size_caveats, fmt, md_table
 
 __all__ = ["Fig3", "train_run", "N_SINGULAR"]
 
@@ -287,6 +287,8 @@ class Fig3(Figure):
             "The series is a Taylor expansion in beta^2 tau: it is accurate early and departs "
             "once beta^2 tau approaches 1 (its error over all epochs is large by construction).",
         ]
+        for caveat in finite_size_caveats(s0["N"], [r["g"] for r in sims]):
+            lines += ["", caveat]
         bad = [r for r in sims if r["status"] not in ("ok", "converged")]
         if bad:
             lines += ["", f"{len(bad)} run(s) excluded from the means: " + "; ".join(

@@ -41,7 +41,7 @@ import numpy as np
 from .fig3 import train_run
 from .figure import Figure, axis, register_figure, split_kinds
 from .plotting import g_color, new_figure, theory_line
-from .report import fmt, md_table, mean_sd
+from .report import finite_size_caveats, fmt, md_table, mean_sd
 
 __all__ = ["Fig4", "QUANTITIES"]
 
@@ -269,6 +269,8 @@ class Fig4(Figure):
             lines += ["", f"### {_TEXT[q]}", "", md_table(header, rows)]
         lines += ["", "Largest |relative error| over the grid: " + "; ".join(
             f"{q}: ODE {fmt(a, '.1%')}, series {fmt(b, '.1%')}" for q, (a, b) in summary.items())]
+        for caveat in finite_size_caveats(s0["N"], [r["g"] for r in sims]):
+            lines += ["", caveat]
         excluded = [r for r in sims if r["status"] != "converged"]
         if excluded:
             lines += ["", f"{len(excluded)} of {len(sims)} run(s) excluded from the means "

@@ -87,6 +87,36 @@ def split_status(results: Sequence[dict], ok: Sequence[str] = ("ok", "converged"
     return good, bad
 
 
+def finite_size_caveats(N: int, g_values: Iterable[float]) -> list[str]:
+    """Sentences for the report where the large-N theory is outside its validity at this
+    ``N`` (the finite-N theory's indicator, :func:`linrnn_theory.theory.finite_n.validity`).
+
+    Examples
+    --------
+    >>> finite_size_caveats(256, [0.3, 0.6])
+    []
+    >>> print(finite_size_caveats(256, [0.6, 0.9])[0][:78])
+    **Finite size.** At N = 256 the large-N theory is outside its validity for g =
+    """
+    from ..theory.finite_n import VALIDITY_THRESHOLD, validity
+
+    flagged = [(g, validity(float(g), int(N))) for g in sorted(set(map(float, g_values)))
+               if 0 <= g < 1]
+    flagged = [(g, v) for g, v in flagged if not v.ok]
+    if not flagged:
+        return []
+    detail = "; ".join(f"g = {g:g}: initial learning rate varies by {100 * v.rate_spread:.0f} %"
+                       f" between networks, bulk-edge fluctuation {100 * v.edge_ratio:.0f} % "
+                       "of its distance to 1" for g, v in flagged)
+    return [f"**Finite size.** At N = {N} the large-N theory is outside its validity for "
+            f"g = {', '.join(f'{g:g}' for g, _ in flagged)} ({detail}; above "
+            f"{100 * VALIDITY_THRESHOLD:.0f} %). There the networks differ from each other by "
+            "more than the expansion in 1/N covers, some learn much more slowly than the "
+            "large-N flow, and the errors against it above measure that, not a defect of the "
+            "flow: theory.predict(method='finite_n', N=N) gives the spread where it holds, "
+            "method='instance' each network's own reduced ODE."]
+
+
 def assemble_report(preset_name: str, sections: dict[str, str], header: dict[str, Any]) -> str:
     """``report.md``: a header (command, preset, timings) and one section per figure.
 
