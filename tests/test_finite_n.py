@@ -226,3 +226,16 @@ def test_learning_time_takes_the_size():
         theory.learning_time(0.3, 1.0, spread=True)
     with pytest.raises(ValueError, match="scalar"):
         theory.learning_time([0.3, 0.6], 1.0, N=512)
+
+
+def test_cli_predicts_finite_n(tmp_path):
+    import json
+
+    from linrnn_theory.cli import main
+    out = tmp_path / "p.json"
+    assert main(["predict", "--g", "0.6", "--target", "1", "--method", "finite_n", "--N",
+                 "256", "--tau-max", "0.3", "--n-tau", "4", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["method"] == "finite_n" and len(doc["readout_std"]) == 4
+    assert main(["predict", "--g", "0.6", "--target", "1", "--method", "ode", "--N", "256",
+                 "--tau-max", "0.3"]) == 2

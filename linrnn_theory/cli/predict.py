@@ -23,6 +23,7 @@ examples:
   linrnn-theory predict --g 0.6 --target 1 --method ode --tau-max 0.5 --out pred.json
   linrnn-theory predict --g 0.6 --target 1 --method series --order 5 --tau-max 0.3 --tilde
   linrnn-theory predict --target 1 --method exact_g0 --tau-max 3
+  linrnn-theory predict --g 0.6 --target 1 --method finite_n --N 256 --tau-max 0.5
   linrnn-theory predict --g 0.6 --target 1 --quantity learning_time --quantity shuffle_loss
   linrnn-theory predict --weights net.npz --target 1 --tau-max 0.5
   linrnn-theory predict --weights net.npz --target 1 --quantity learning_time --input-amp 2
@@ -42,11 +43,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="strength of the random initial connectivity, 0 <= g < 1 "
                         "(not needed for exact_g0)")
     p.add_argument("--target", type=finite_float, required=True, help="target output z_hat")
-    p.add_argument("--method", choices=("ode", "series", "exact_g0", "instance"),
+    p.add_argument("--method", choices=("ode", "series", "exact_g0", "instance", "finite_n"),
                    default=None,
                    help="large-N reduced ODE, perturbative series, the closed form at g = 0, "
-                        "or the reduced ODE of the network given by --weights (default: "
+                        "the reduced ODE of the network given by --weights, or finite_n "
+                        "(mean and standard deviation over networks of size --N; default: "
                         "instance with --weights, else ode)")
+    p.add_argument("--N", type=int, default=None,
+                   help="network size for --method finite_n")
     p.add_argument("--weights", metavar="NPZ", default=None,
                    help="a network (.npz with W0, m, w, as written by simulate "
                         "--weights-out): predict for it, not for the large-N average")
@@ -109,11 +113,14 @@ def _table(pred, rows: int = 11) -> str:
     n = pred.tau.size
     idx = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(int))
     L0 = 0.5 * float(pred.params["target"]) ** 2
-    head = ["tau", "tau_tilde", "readout", "loss/L0"] + \
-        [f"sigma{k + 1}" for k in range(pred.singular_values.shape[1])] + ["outlier"]
+    spread = pred.readout_std is not None
+    head = ["tau", "tau_tilde", "readout"] + (["readout_std"] if spread else []) + \
+        ["loss/L0"] + [f"sigma{k + 1}" for k in range(pred.singular_values.shape[1])] + \
+        ["outlier"]
     lines = ["  ".join(f"{h:>11}" for h in head)]
     for i in idx:
         vals = [pred.tau[i], pred.tau_tilde[i], pred.readout[i],
+                *([pred.readout_std[i]] if spread else []),
                 pred.loss[i] / L0 if L0 > 0 else float("nan"),
                 *pred.singular_values[i], pred.outlier_eigenvalue[i]]
         lines.append("  ".join(f"{_fmt(float(v)):>11}" for v in vals))
@@ -186,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
         tau = tau_grid(args.tau_max, args.n_tau, g, args.tilde)
         pred = theory.predict(g=args.g, target=args.target, tau=tau, method=args.method,
                               order=args.order, depth=args.depth, network=net,
-                              n_singular=args.n_singular, input_amp=args.input_amp)
+                              n_singular=args.n_singular, input_amp=args.input_amp,
+                              N=args.N)
         doc = pred.to_dict()
         print(f"method {pred.method}, status {pred.status}"
               f"{': ' + pred.message if pred.message else ''}")
