@@ -24,6 +24,10 @@ ode_sv                       (G, Z, E, 2) its top two singular values
 series_loss, series_readout  (G, Z, E)    series to order 3 in ``beta^2 tau``
 series_sv                    (G, Z, E, 2)
 ode_status                   (G, Z)       "ok" or "unconverged" (see report)
+finite_n_loss, _readout      (G, Z, E)    finite-N theory at the simulated N: mean over networks
+finite_n_loss_std, ...       (G, Z, E)    its standard deviations (``finite_n_readout_std``)
+finite_n_sv, finite_n_sv_std (G, Z, E, 2) mean and standard deviation of the top two
+finite_n_status              (G, Z)       "ok" or "finite_size" (outside its validity)
 ============================ ============ ==================================================
 """
 
@@ -33,13 +37,17 @@ import numpy as np
 
 from ..theory.series_radius import series_radius
 from .figure import Figure, axis, register_figure, split_kinds
-from .plotting import g_color, new_figure, sim_band, theory_line
+from .plotting import g_color, new_figure, sim_band, theory_band, theory_line
 from .report import finite_size_caveats, fmt, md_table
 
 __all__ = ["Fig3", "train_run", "N_SINGULAR"]
 
 #: Top singular values of ``Delta W`` recorded per run.
 N_SINGULAR = 4
+#: Theory curves of ``data/fig3.npz`` with shape ``(G, Z, E)`` and ``(G, Z, E, 2)``.
+_THEORY_CURVES = ("ode_loss", "ode_readout", "series_loss", "series_readout", "finite_n_loss",
+                  "finite_n_loss_std", "finite_n_readout", "finite_n_readout_std")
+_THEORY_SV = ("ode_sv", "series_sv", "finite_n_sv", "finite_n_sv_std")
 
 
 def train_run(params: dict, *, stop_rel_loss: float | None = None) -> tuple[dict, object]:
@@ -110,7 +118,7 @@ class Fig3(Figure):
         """One ``"theory"`` task per (g, target), one ``"sim"`` per (g, target, seed)."""
         p = preset.fig3
         return self.cell_tasks(
-            p, lambda g, z: {"lr": p.lr(g, z), "epochs": p.epochs},
+            p, lambda g, z: {"lr": p.lr(g, z), "epochs": p.epochs, "N": p.N},
             lambda g, z: {"N": p.N, "lr": p.lr(g, z), "epochs": p.epochs, "mode": p.mode,
                           "t_max": p.t_max, "dt": p.dt, "record_every": p.record_every})
 
@@ -119,7 +127,8 @@ class Fig3(Figure):
         return train_run(params)[0]
 
     def theory(self, params: dict) -> dict:
-        """Reduced ODE and series (order 3) at the learning times ``lr * epoch``."""
+        """Reduced ODE and series (order 3) at the learning times ``lr * epoch``, and the
+        finite-N theory (mean and standard deviation over networks of the simulated N)."""
         from linrnn_theory import theory
         tau = params["lr"] * np.arange(params["epochs"], dtype=float)
         g, z = params["g"], params["target"]
@@ -127,7 +136,13 @@ class Fig3(Figure):
                              grad_norm=False, n_singular=2)
         ser = theory.predict(g=g, target=z, tau=tau, method="series", order=3,
                              outlier=False, grad_norm=False, n_singular=2)
+        fin = theory.predict(g=g, target=z, tau=tau, method="finite_n", N=params["N"],
+                             outlier=False, grad_norm=False, n_singular=2)
         return {**params, "tau": tau, "tau_tilde": ode.tau_tilde,
+                "finite_n_loss": fin.loss, "finite_n_loss_std": fin.loss_std,
+                "finite_n_readout": fin.readout, "finite_n_readout_std": fin.readout_std,
+                "finite_n_sv": fin.singular_values, "finite_n_sv_std": fin.singular_values_std,
+                "finite_n_status": fin.status, "finite_n_message": fin.message,
                 "ode_readout": ode.readout, "ode_loss": ode.loss,
                 "ode_sv": ode.singular_values, "ode_status": ode.status,
                 "ode_message": ode.message, "ode_depth": ode.params.get("depth"),
@@ -148,20 +163,21 @@ class Fig3(Figure):
              "sim_status": np.full((G, Z, S), "", dtype="U16"),
              "record_epochs": np.full((G, Z, R), -1, dtype=int),
              "sim_sv": np.full((G, Z, S, R, N_SINGULAR), np.nan),
-             "ode_status": np.full((G, Z), "", dtype="U16")}
-        for key in ("ode_loss", "ode_readout", "series_loss", "series_readout"):
+             "ode_status": np.full((G, Z), "", dtype="U16"),
+             "finite_n_status": np.full((G, Z), "", dtype="U16")}
+        for key in _THEORY_CURVES:
             d[key] = np.zeros((G, Z, E))
-        d["ode_sv"] = np.zeros((G, Z, E, 2))
-        d["series_sv"] = np.zeros((G, Z, E, 2))
+        for key in _THEORY_SV:
+            d[key] = np.zeros((G, Z, E, 2))
         for r in ths:
             i, j = gs.index(r["g"]), zs.index(r["target"])
             d["lr"][i, j] = r["lr"]
             d["tau"][i, j] = r["tau"]
             d["tau_tilde"][i, j] = r["tau_tilde"]
-            for key in ("ode_loss", "ode_readout", "series_loss", "series_readout", "ode_sv",
-                        "series_sv"):
+            for key in _THEORY_CURVES + _THEORY_SV:
                 d[key][i, j] = r[key]
             d["ode_status"][i, j] = r["ode_status"]
+            d["finite_n_status"][i, j] = r["finite_n_status"]
         for r in sims:
             i, j, k = gs.index(r["g"]), zs.index(r["target"]), seeds.index(r["seed"])
             d["sim_loss"][i, j, k] = _pad(r["loss"], E)
@@ -176,6 +192,7 @@ class Fig3(Figure):
     def plot(self, results: list[dict], d: dict[str, np.ndarray]):
         """Loss and singular values against ``beta^2 tau``, one row per target."""
         import matplotlib.lines as mlines
+        import matplotlib.patches as mpatches
         gs, zs = list(d["g"]), list(d["targets"])
         fig, ax = new_figure(len(zs), 2, (11.5, 4.0 * len(zs)))
         N = next(r["N"] for r in results if r["kind"] == "sim")
@@ -191,6 +208,8 @@ class Fig3(Figure):
                 sim_band(a_loss, tt, d["sim_loss"][i, j] / L0, c, f"sim g = {g:g}", log=True)
                 theory_line(a_loss, tt, d["ode_loss"][i, j] / L0, c, "ode")
                 theory_line(a_loss, tt[inside], d["series_loss"][i, j][inside] / L0, c, "series")
+                theory_band(a_loss, tt, d["finite_n_loss"][i, j] / L0,
+                            d["finite_n_loss_std"][i, j] / L0, c, log=True)
                 rec = d["record_epochs"][i, j]
                 rec = rec[rec >= 0]
                 tt_rec = tt[rec] if rec.size else rec.astype(float)
@@ -200,6 +219,8 @@ class Fig3(Figure):
                              marker=mk)
                     theory_line(a_sv, tt, d["ode_sv"][i, j, :, q], c, "ode")
                     theory_line(a_sv, tt[inside], d["series_sv"][i, j, :, q][inside], c, "series")
+                    theory_band(a_sv, tt, d["finite_n_sv"][i, j, :, q],
+                                d["finite_n_sv_std"][i, j, :, q], c)
                 if rec.size:
                     sv_max = max(sv_max, float(np.nanmax(d["sim_sv"][i, j, :, : rec.size, 0])))
             a_loss.set_yscale("log")
@@ -212,7 +233,9 @@ class Fig3(Figure):
                      title=rf"top singular values $s_1$ (o), $s_2$ (s), $\hat z$ = {z:g}")
             h, _ = a_loss.get_legend_handles_labels()
             h += [mlines.Line2D([], [], color="k", ls="-", label="theory: reduced ODE"),
-                  mlines.Line2D([], [], color="k", ls="--", label="theory: series, order 3")]
+                  mlines.Line2D([], [], color="k", ls="--", label="theory: series, order 3"),
+                  mpatches.Patch(facecolor="none", edgecolor="k", hatch="////",
+                                 label=f"theory: mean $\\pm$ sd over networks of N = {N}")]
             a_loss.legend(handles=h, fontsize=8, loc="lower left")
             a_sv.legend(fontsize=7, loc="upper left", ncol=2)
             for a in (a_loss, a_sv):
@@ -221,7 +244,8 @@ class Fig3(Figure):
         mode = next(r["mode"] for r in results if r["kind"] == "sim")
         fig.suptitle(f"Fig. 3: simulation (markers, band = mean $\\pm$ sd over {n_seeds} seeds; "
                      f"N = {N}, {mode}) vs theory (solid: reduced ODE, dashed: series order 3, "
-                     "drawn only inside its radius of convergence)",
+                     "drawn only inside its radius of convergence; hatched: finite-N mean "
+                     "$\\pm$ sd)",
                      fontsize=11)
         fig.tight_layout(rect=(0, 0, 1, 0.96))
         return fig
@@ -229,7 +253,9 @@ class Fig3(Figure):
     def errors(self, results: list[dict]) -> list[dict]:
         """Theory-vs-simulation errors per (g, target), on the mean over finished seeds:
         ``max |z_sim - z_theory| / z_hat`` (ODE: all epochs; series: ``beta^2 tau <= 0.5``
-        and all epochs) and ``max |s1_sim - s1_ode| / z_hat`` on the recorded epochs."""
+        and all epochs), ``max |s1_sim - s1_ode| / z_hat`` on the recorded epochs, and for
+        the finite-N theory the same readout error of its mean and ``max |sd_sim - sd| /
+        z_hat`` of the readout's standard deviation over seeds (with two or more seeds)."""
         d = self.collect(results)
         out = []
         for i, g in enumerate(d["g"]):
@@ -237,7 +263,8 @@ class Fig3(Figure):
                 ok = np.isin(d["sim_status"][i, j], ("ok", "converged"))
                 n_bad = int((~ok).sum())
                 row = {"g": float(g), "target": float(z), "n_ok": int(ok.sum()), "n_bad": n_bad,
-                       "ode_status": str(d["ode_status"][i, j])}
+                       "ode_status": str(d["ode_status"][i, j]),
+                       "finite_n_status": str(d["finite_n_status"][i, j])}
                 if ok.any():
                     zs = np.nanmean(d["sim_readout"][i, j][ok], axis=0)
                     tt = d["tau_tilde"][i, j]
@@ -247,6 +274,12 @@ class Fig3(Figure):
                         np.nanmax(np.abs(zs - d["series_readout"][i, j])[early])) / z
                     row["readout_series_all"] = float(
                         np.nanmax(np.abs(zs - d["series_readout"][i, j]))) / z
+                    row["readout_finite_n"] = float(
+                        np.nanmax(np.abs(zs - d["finite_n_readout"][i, j]))) / z
+                    if ok.sum() >= 2:
+                        sd = np.nanstd(d["sim_readout"][i, j][ok], axis=0, ddof=1)
+                        row["readout_sd_finite_n"] = float(np.nanmax(np.abs(
+                            sd - d["finite_n_readout_std"][i, j]))) / z
                     rec = d["record_epochs"][i, j]
                     rec = rec[rec >= 0]
                     s1 = np.nanmean(d["sim_sv"][i, j][ok][:, : rec.size, 0], axis=0)
@@ -265,7 +298,9 @@ class Fig3(Figure):
             rows.append([fmt(e["g"], "g"), fmt(e["target"], "g"), f"{e['n_ok']} ({e['n_bad']})",
                          fmt(e.get("readout_ode")), fmt(e.get("readout_series_early")),
                          fmt(e.get("readout_series_all")), fmt(e.get("s1_ode")),
-                         fmt(e.get("final_loss_rel")), e["ode_status"]])
+                         fmt(e.get("final_loss_rel")), e["ode_status"],
+                         fmt(e.get("readout_finite_n")), fmt(e.get("readout_sd_finite_n")),
+                         e["finite_n_status"]])
         lrs = sorted({(r["g"], r["target"], r["lr"]) for r in sims})
         n = s0["N"]
         lines = [
@@ -282,7 +317,9 @@ class Fig3(Figure):
             "",
             md_table(["g", "target", "runs ok (failed)", "max abs(z - ODE)/z",
                       "max abs(z - series)/z, beta^2 tau <= 0.5", "max abs(z - series)/z, all",
-                      "max abs(s1 - ODE)/z", "final loss/L0", "ODE status"], rows),
+                      "max abs(s1 - ODE)/z", "final loss/L0", "ODE status",
+                      "max abs(z - finite-N mean)/z", "max abs(sd z - finite-N sd)/z",
+                      "finite-N status"], rows),
             "",
             "The series is a Taylor expansion in beta^2 tau: it is accurate early and departs "
             "once beta^2 tau approaches 1 (its error over all epochs is large by construction).",

@@ -87,6 +87,29 @@ def sim_band(ax, x: np.ndarray, runs: np.ndarray, color, label: str | None = Non
             mew=1.3, label=label)
 
 
+def theory_band(ax, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color,
+                log: bool = False) -> None:
+    """A predicted mean +- standard deviation over networks (finite-N theory), drawn as a
+    hatched band without fill; with ``log`` its lower edge is kept above ``mean / 10``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> theory_band(ax, np.arange(3.0), np.ones(3), 0.1 * np.ones(3), "C0")
+    >>> len(ax.collections)
+    1
+    >>> plt.close(fig)
+    """
+    lo = mean - std
+    if log:
+        lo = np.maximum(lo, mean / 10)
+    ax.fill_between(x, lo, mean + std, facecolor="none", edgecolor=color, hatch="////",
+                    linewidth=0.0, alpha=0.6)
+
+
 def theory_line(ax, x: np.ndarray, y: np.ndarray, color, method: str,
                 label: str | None = None) -> None:
     """A theory curve in the style of ``method`` ("ode", "series", "failure")."""
