@@ -1,6 +1,8 @@
 """Packaging of the derivations and where ``derive`` may write the generated module.
 
-* ``derivations/`` installs as ``linrnn_theory.derivations`` (no top-level ``derivations``);
+* the derivations are the subpackage ``linrnn_theory.derivations``; the repository's
+  top-level ``derivations/`` is a link to it (no top-level ``derivations`` package is
+  installed);
   the package list of ``pyproject.toml`` names every package folder; pytest collects the
   doctests of ``derivations/*.py`` once, under their installed names.
 * ``derive --write-module`` rewrites ``linrnn_theory/theory/_series_coefficients.py`` only
@@ -191,15 +193,17 @@ def test_library_main_refuses_an_installed_package(tmp_path, monkeypatch, no_der
 
 # ------------------------------------------------------------------------- packaging
 
-def test_pyproject_lists_every_package_folder():
-    """``[tool.setuptools] packages`` is an explicit list (``derivations/`` is mapped into
-    the package); a new subpackage folder must be added to it, or it would not install."""
+def test_derivations_live_in_the_package_and_the_top_level_folder_links_there():
+    """``packages.find`` installs ``linrnn_theory*`` only, the derivations are a real
+    subpackage folder, and the top-level ``derivations/`` is a link to it."""
     tomllib = pytest.importorskip("tomllib")
     conf = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {".".join(p.parent.relative_to(REPO).parts)
-               for p in (REPO / "linrnn_theory").rglob("__init__.py")}
-    assert set(conf["packages"]) == folders | {"linrnn_theory.derivations"}
-    assert conf["package-dir"] == {"linrnn_theory.derivations": "derivations"}
+    assert conf["packages"]["find"]["include"] == ["linrnn_theory*"]
+    assert "package-dir" not in conf
+    pkg = REPO / "linrnn_theory" / "derivations"
+    assert pkg.is_dir() and not pkg.is_symlink() and (pkg / "__init__.py").is_file()
+    top = REPO / "derivations"
+    assert top.is_symlink() and top.resolve() == pkg.resolve()
 
 
 def test_no_top_level_derivations_outside_the_repository(tmp_path):
@@ -210,19 +214,20 @@ def test_no_top_level_derivations_outside_the_repository(tmp_path):
     assert res.returncode == 0, res.stderr
     missing, path = res.stdout.split()
     assert missing == "True"
-    assert Path(path).resolve() == REPO / "derivations" / "generate.py"
+    assert Path(path).resolve() == REPO / "linrnn_theory" / "derivations" / "generate.py"
 
 
 def test_doctests_of_derivations_collected_once_under_the_package_name():
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "--collect-only", "derivations"],
+                          "--collect-only", "linrnn_theory/derivations"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     ids = [line for line in res.stdout.splitlines() if "::" in line]
     assert ids, res.stdout
     assert all("::linrnn_theory.derivations." in i for i in ids), ids
     assert len(ids) == len(set(ids))
-    assert "derivations/generate.py::linrnn_theory.derivations.generate.derive_all" in ids
+    assert ("linrnn_theory/derivations/generate.py::linrnn_theory.derivations.generate."
+            "derive_all") in ids
 
 
 def _can_build_wheels_offline() -> bool:
@@ -251,8 +256,8 @@ def test_non_editable_install(tmp_path):
     Built from a copy of the sources, so the shared checkout gets no build folders."""
     src, target = tmp_path / "src", tmp_path / "site"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("linrnn_theory", "derivations"):
-        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    shutil.copytree(REPO / "linrnn_theory", src / "linrnn_theory", ignore=ignore)
+    (src / "derivations").symlink_to(Path("linrnn_theory") / "derivations")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     _install(src, target)

@@ -2,9 +2,9 @@
 generated module :mod:`linrnn_theory.theory._series_coefficients` that the numeric
 ``method="series"`` evaluates.
 
-``linrnn-theory derive --order K`` calls :func:`main`. The folder ``derivations/`` of the
-repository installs as the subpackage ``linrnn_theory.derivations``: import it as
-``from linrnn_theory.derivations.generate import derive_all``.
+``linrnn-theory derive --order K`` calls :func:`main`. The derivations are the
+subpackage ``linrnn_theory.derivations`` (the repository's top-level ``derivations/`` is a
+link to it): import them as ``from linrnn_theory.derivations.generate import derive_all``.
 
 The generated module is written into the package only in a source checkout
 (:func:`source_checkout`); an installed package is left alone, and ``module_path`` names
