@@ -254,14 +254,18 @@ class Validity:
     edge_ratio : float
         Fluctuation ``g / sqrt(N)`` of the bulk edge of ``W0`` against its distance ``1 - g``
         to the instability (the part of the spread this theory neglects).
+    size_spread : float
+        ``sqrt(2 / N)``, the relative fluctuation of a quadratic form in a random direction:
+        the expansion parameter itself.
     ok : bool
-        Both below :data:`VALIDITY_THRESHOLD`.
+        All three below :data:`VALIDITY_THRESHOLD`.
     message : str
         Empty when ``ok``, else the reason in words.
     """
 
     rate_spread: float
     edge_ratio: float
+    size_spread: float
     ok: bool
     message: str
 
@@ -284,8 +288,8 @@ def validity(g: float, N: int, threshold: float = VALIDITY_THRESHOLD) -> Validit
 
     Examples
     --------
-    >>> validity(0.6, 1024).ok, validity(0.9, 256).ok
-    (True, False)
+    >>> validity(0.6, 1024).ok, validity(0.9, 256).ok, validity(0.0, 16).ok
+    (True, False, False)
     >>> round(validity(0.8, 1024).rate_spread, 3)
     0.162
     """
@@ -293,7 +297,11 @@ def validity(g: float, N: int, threshold: float = VALIDITY_THRESHOLD) -> Validit
         phi, _ = moments(g, 2)
         rate = float(2 * mp.sqrt((phi[2] - phi[1] ** 2) / (N + 2)) / phi[1])
     edge = float(g / ((1.0 - g) * np.sqrt(N)))
+    size = float(np.sqrt(2.0 / N))
     reasons = []
+    if size > threshold:
+        reasons.append(f"N = {N} is too small for an expansion in 1/N (a quadratic form in "
+                       f"a random direction fluctuates by {100 * size:.0f} %)")
     if rate > threshold:
         reasons.append(f"the learning rate |R^T w|^2 |R m|^2 varies by {100 * rate:.0f} % "
                        f"between networks of size N = {N} at g = {g}")
@@ -306,7 +314,8 @@ def validity(g: float, N: int, threshold: float = VALIDITY_THRESHOLD) -> Validit
         message = ("finite-size effects dominate: " + "; ".join(reasons)
                    + f" (above {100 * threshold:.0f} %); the expansion in 1/N does not hold: "
                    "use a larger N, or method='instance' for each network")
-    return Validity(rate_spread=rate, edge_ratio=edge, ok=not reasons, message=message)
+    return Validity(rate_spread=rate, edge_ratio=edge, size_spread=size, ok=not reasons,
+                    message=message)
 
 
 #: Loss level (fraction of each network's initial loss) whose crossing time aligns the
@@ -596,6 +605,7 @@ class FiniteNMethod(TheoryMethod):
             status, message = Status.FINITE_SIZE, check.message
         params = dict(large.params, N=int(N), method=self.name, n_nodes=int(quad.t.size),
                       rate_spread=check.rate_spread, edge_ratio=check.edge_ratio,
+                      size_spread=check.size_spread,
                       log_time_std=r["log_time_std"])
         return Prediction(
             tau=req.tau, tau_tilde=self.tau_tilde(req), readout=c * mean[:, 0],
