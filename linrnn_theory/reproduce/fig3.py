@@ -243,11 +243,11 @@ class Fig3(Figure):
                 a.grid(alpha=0.3)
         mode = next(r["mode"] for r in results if r["kind"] == "sim")
         fig.suptitle(f"Fig. 3: simulation (markers, band = mean $\\pm$ sd over {n_seeds} seeds; "
-                     f"N = {N}, {mode}) vs theory (solid: reduced ODE, dashed: series order 3, "
+                     f"N = {N}, {mode})\nvs theory (solid: reduced ODE, dashed: series order 3, "
                      "drawn only inside its radius of convergence; hatched: finite-N mean "
                      "$\\pm$ sd)",
                      fontsize=11)
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
         return fig
 
     def errors(self, results: list[dict]) -> list[dict]:
