@@ -213,7 +213,7 @@ def step_error(net: lt.Network, task: lt.FixedPointTask, mode: str, engine: str)
     kv = float(np.linalg.cond(np.linalg.eig(net.W0)[1]))
     base = 2.0 * task.n_steps * N * EPS * kv
     if engine == "fast":
-        base += max(1e-13, 10.0 * kv ** 2 * EPS) + task.n_steps * kv ** 2 * EPS
+        base += max(1e-13, 10.0 * kv * kv * EPS) + task.n_steps * kv * kv * EPS
     return base
 
 
@@ -269,8 +269,10 @@ def trajectory_tolerances(run, net, task, mode, engine):
     z_scale = abs(task.input_amp) * float(np.linalg.norm(net.w) * np.linalg.norm(net.m)) * r
     dz = 2.0 * es * z_scale
     e = np.sqrt(2.0 * run.loss)
+    # |a||b| = |grad L| / |e|; where e = 0 exactly (the run starts at its target) the run
+    # says nothing about it, and the network's own |a||b| at W0 is used
     with np.errstate(divide="ignore", invalid="ignore"):
-        ab = np.where(e > 0, run.grad_norm / e, 0.0)
+        ab = np.where(e > 0, run.grad_norm / e, math.sqrt(initial_rate(net)))
     wnorm = float(np.linalg.norm(run.W))
     tol_w = 2.0 * gamma * float(np.sum(lr * ab * (e * es + dz) + EPS * wnorm))
     tol_loss = float(np.max(e)) * dz + dz * dz / 2 + float(np.max(run.grad_norm)) * tol_w

@@ -68,8 +68,9 @@ def sizes(lo: int = 4, hi: int = 32) -> st.SearchStrategy[int]:
 
 
 def gains(lo: float = 0.0, hi: float = 0.9) -> st.SearchStrategy[float]:
-    """Gains ``g`` of the random initial connectivity."""
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    """Gains ``g`` of the random initial connectivity (no subnormal numbers: ``g J`` would
+    underflow, and ``W0`` would no longer be a scaled Gaussian matrix)."""
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
 def targets(lo: float = 0.25, hi: float = 2.0) -> st.SearchStrategy[float]:
