@@ -1,19 +1,8 @@
 r"""Taylor series of the large-N gradient flow in learning time, to any order.
 
-Set-up (docs/paper.md section 4, fixed-point limit): ``z = w^T (I - W)^{-1} m`` and
-``dW/dtau = e a b^T`` with ``e = z_hat - z``, ``a = (I - W)^{-T} w``, ``b = (I - W)^{-1} m``.
-With ``R = (I - W0)^{-1}`` define the chains ``u_1 = R^T w``, ``v_1 = R m``,
-``u_{k+1} = R^T v_k``, ``v_{k+1} = R u_k`` (and ``v_0 = w``, ``u_0 = m``). By Woodbury,
-``Delta W = sum_ij Ct_ij u_i v_j^T`` stays in their span, and in chain coordinates
-
-.. math::
-   y = r_m + B\tilde C y,\quad x = r_w + B^T\tilde C^T x,\quad z = r_w^T \tilde C y,\quad
-   a = e_1 + S\tilde C^T x,\quad b = e_1 + S\tilde C y,\quad
-   \frac{d\tilde C}{d\tau} = e\,a\,b^T,
-
-with ``B_ij = <v_i, v_{j+1}>``, ``r_m[i] = <v_i, v_1>``, ``r_w[i] = <u_i, u_1>`` and the
-shift ``S e_j = e_{j+1}``. These equations are exact for any network; no truncation
-enters because ``Ct`` at order ``tau^k`` only touches chain indices ``<= k``.
+The flow in chain coordinates, exact for any network, and its order-by-order solution are
+those of :mod:`linrnn_theory.theory.chain_series` (docs/paper.md section 4, docs/theory.md
+section 5); this module runs that recursion on sympy expressions.
 
 Large N (:mod:`linrnn_theory.derivations.free_probability`): cross terms between the ``w``
 and ``m`` families vanish and ``<u_i, u_j> = <v_i, v_j> = phi_{(i+j)/2}`` if ``i + j`` is even, 0

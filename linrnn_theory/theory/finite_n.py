@@ -595,7 +595,7 @@ class FiniteNMethod(TheoryMethod):
         depth = int(large.params["depth"])
         quad = quadrature(req.g, depth + 2)
         check = validity(req.g, N)
-        u = _grid(req, check.rate_spread, float(req.tt[-1]))
+        u = _grid(check.rate_spread, float(req.tt[-1]))
         r = expand(quad, N, lambda nets, grid: _outputs(nets, req, depth, grid), u, req.tt,
                    target=req.zt)
         mean, std = r["mean"], r["std"]
@@ -617,7 +617,7 @@ class FiniteNMethod(TheoryMethod):
 
 
 
-def _grid(req: Request, rate_spread: float, t_end: float) -> np.ndarray:
+def _grid(rate_spread: float, t_end: float) -> np.ndarray:
     """Fine grid from 0 past ``t_end`` far enough for the fastest networks (``e^{8 rho}``)."""
     reach = max(float(t_end), 1e-12) * float(np.exp(8.0 * max(rate_spread, 0.05)))
     return np.linspace(0.0, reach, 1201)
@@ -665,7 +665,7 @@ def learning_time_spread(g: float, target: float, N: int, rel_loss: float = 0.05
     depth = int(solve("ode", g, zt, probe, outlier=False, grad_norm=False).params["depth"])
     quad = quadrature(g, depth + 2)
     req = Request(g=g, target=zt, tau=probe, grad_norm=False, n_singular=1)
-    u = _grid(req, validity(g, N).rate_spread, 3.0 * t_large)
+    u = _grid(validity(g, N).rate_spread, 3.0 * t_large)
     r = expand(quad, N, lambda nets, grid: _outputs(nets, req, depth, grid, full=False), u,
                u[:1], levels=(rel_loss,))
     T0, s = r["crossings"][rel_loss]
