@@ -123,12 +123,12 @@ def train(net: Network, task: Task | Sequence[Task], lr: float, epochs: int,
 
 
 @overload
-def train(net: Sequence[Network], task: Task | Sequence[Task], lr: float, epochs: int,
-          mode: str = ..., **kwargs: Any) -> list[TrainResult]: ...
+def train(net: Sequence[Network], task: Task | Sequence[Task], lr: float | Sequence[float],
+          epochs: int, mode: str = ..., **kwargs: Any) -> list[TrainResult]: ...
 
 
-def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: float,
-          epochs: int, mode: str = "bptt", *, engine: str | None = None,
+def train(net: Network | Sequence[Network], task: Task | Sequence[Task],
+          lr: float | Sequence[float], epochs: int, mode: str = "bptt", *, engine: str | None = None,
           n_singular: int = N_SINGULAR, record_every: int = 1,
           record_eigenvalues: bool = False, stop_rel_loss: float | None = None,
           conv_rel: float = 0.05, stability_check: str = "det", diverge_factor: float = 1e6,
@@ -147,8 +147,9 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
         :class:`~linrnn_theory.task.Task`. With several networks: one task for all, or one
         per network, all of one kind and time grid (``target`` and ``input_amp`` may
         differ).
-    lr : float
+    lr : float or sequence of float
         Learning rate (> 0). The learning time after ``e`` epochs is ``tau = lr * e``.
+        With several networks: one rate for all, or one per network.
     epochs : int
         Number of gradient steps (>= 1).
     mode : {"bptt", "fixed_point"}
@@ -211,6 +212,14 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
     >>> len(runs), bool(np.array_equal(runs[0].loss, run.loss))
     (3, True)
 
+    One learning rate per network (here the paper's ``lr0 (1 - g^2)^2`` of each target):
+
+    >>> tasks = [lt.FixedPointTask(target=z) for z in (0.5, 2.0)]
+    >>> runs = lt.train(nets[:2], tasks, lr=[0.01 * 0.64 ** 2, 0.003 * 0.64 ** 2], epochs=20,
+    ...                 mode="fixed_point")
+    >>> [r.params["lr"] for r in runs] == [0.01 * 0.64 ** 2, 0.003 * 0.64 ** 2]
+    True
+
     The autonomous cosine (the paper's set-up: ``x_0 = m``, ``w = m / N``, no input):
 
     >>> import numpy as np
@@ -223,7 +232,7 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
     one = isinstance(net, Network)
     nets = _networks(net)
     tasks = _tasks(task, len(nets))
-    lr = check_positive("lr", lr)
+    lrs = _rates(lr, len(nets))
     epochs = check_int("epochs", epochs, minimum=1)
     n_singular = check_int("n_singular", n_singular, minimum=1)
     record_every = check_int("record_every", record_every, minimum=1)
@@ -293,7 +302,7 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
                     message[b] = f"loss {loss[b, ep]:.3g} < {stop_rel_loss} L0 at epoch {ep}"
             going = [b for b in going if status[b] == Status.OK]
         for cls, members in _groups(engines, going):
-            cls.step_batch([engines[b] for b in members], lr)
+            cls.step_batch([engines[b] for b in members], lrs[members])
         if mode == "fixed_point" and going:
             bad = _unstable(engines, going)
             for b, lost in zip(going, bad.tolist()):
@@ -306,7 +315,7 @@ def train(net: Network | Sequence[Network], task: Task | Sequence[Task], lr: flo
             going = [b for b, lost in zip(going, bad.tolist()) if status[b] == Status.OK]
         active = going
 
-    results = [_result(engines[b], tasks[b], lr, epochs, mode, conv_rel, loss[b], readout[b],
+    results = [_result(engines[b], tasks[b], float(lrs[b]), epochs, mode, conv_rel, loss[b], readout[b],
                        gnorm[b], sv[b], rec_epochs[b],
                        rec_eig[b] if record_eigenvalues else None, status[b], message[b],
                        stop[b]) for b in range(B)]
@@ -329,6 +338,19 @@ def _networks(net: Network | Sequence[Network]) -> list[Network]:
         raise ValueError(f"networks of different N cannot be trained in one batch (N = "
                          f"{', '.join(map(str, sizes))}); call train once per N")
     return nets
+
+
+def _rates(lr: float | Sequence[float], n: int) -> np.ndarray:
+    """One learning rate per network: ``lr`` for all, or a sequence of ``n`` rates."""
+    if np.ndim(lr) == 0:
+        return np.full(n, check_positive("lr", lr))
+    if isinstance(lr, (str, bytes)) or not isinstance(lr, (Sequence, np.ndarray)):
+        raise TypeError(f"lr must be a number or a sequence of numbers, got "
+                        f"{type(lr).__name__}")
+    rates = list(lr)
+    if len(rates) != n:
+        raise ValueError(f"lr: got {len(rates)} learning rates for {n} networks")
+    return np.array([check_positive(f"lr[{i}]", v) for i, v in enumerate(rates)], dtype=float)
 
 
 def _tasks(task: Task | Sequence[Task], n: int) -> list[Task]:

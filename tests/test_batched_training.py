@@ -56,13 +56,14 @@ def _nets(N: int = 48, gains=(0.5, 0.3, 0.0, 0.6)) -> list[lt.Network]:
     return [lt.init_network(N=N, g=g, seed=i) for i, g in enumerate(gains)]
 
 
-def _compare(nets, tasks, mode, **kw) -> list[lt.TrainResult]:
-    batched = lt.train(nets, tasks, LR, kw.pop("epochs", 40), mode, **kw)
+def _compare(nets, tasks, mode, lr=LR, **kw) -> list[lt.TrainResult]:
+    batched = lt.train(nets, tasks, lr, kw.pop("epochs", 40), mode, **kw)
     assert isinstance(batched, list) and len(batched) == len(nets)
     epochs = batched[0].params["epochs"]
     tasks = tasks if isinstance(tasks, list) else [tasks] * len(nets)
-    for net, task, run in zip(nets, tasks, batched):
-        assert_same_run(run, lt.train(net, task, LR, epochs, mode, **kw))
+    rates = lr if isinstance(lr, list) else [lr] * len(nets)
+    for net, task, rate, run in zip(nets, tasks, rates, batched):
+        assert_same_run(run, lt.train(net, task, rate, epochs, mode, **kw))
     return batched
 
 
@@ -87,6 +88,20 @@ def test_early_stop_and_eigenvalues_in_a_batch(mode):
     assert [r.status for r in runs].count("converged") >= 2
     assert len({r.stop_epoch for r in runs}) > 1       # they stop at different epochs
     assert runs[0].eigenvalues.shape == (runs[0].record_epochs.size, 48)
+
+
+@pytest.mark.parametrize("mode", ["bptt", "fixed_point"])
+def test_one_learning_rate_per_network(mode):
+    # one network under two targets with the rates of each (as a Fig. 4 cell uses them)
+    nets = _nets(gains=(0.6, 0.6, 0.3))
+    nets = [nets[0], nets[0], nets[2]]
+    tasks = [TASK.with_target(0.5), TASK.with_target(2.0), TASK]
+    runs = _compare(nets, tasks, mode, lr=[0.08, 0.02, 0.05], epochs=25, record_every=4)
+    assert [r.params["lr"] for r in runs] == [0.08, 0.02, 0.05]
+    assert np.allclose(runs[1].tau, 0.02 * np.arange(25))
+    # the checker sees a rate given to the wrong network
+    swapped = lt.train(nets[0], tasks[0], 0.02, 25, mode, record_every=4)
+    assert run_differences(runs[0], swapped)
 
 
 def test_dense_engine_loops_and_a_refused_network_falls_back_inside_a_batch():
@@ -124,6 +139,10 @@ def test_a_sequence_of_one_gives_a_list_and_bad_batches_are_refused():
         lt.train([net], [TASK, TASK], LR, 3)
     with pytest.raises(ValueError, match="time grid"):
         lt.train([net, net], [TASK, lt.FixedPointTask(1.0, t_max=20.0)], LR, 3)
+    with pytest.raises(ValueError, match="2 learning rates for 1 networks"):
+        lt.train([net], TASK, [LR, LR], 3)
+    with pytest.raises(ValueError, match=r"lr\[1\]"):
+        lt.train([net, net], TASK, [LR, -LR], 3)
     with pytest.raises(ValueError, match="at least one"):
         lt.train([], TASK, LR, 3)
     with pytest.raises(TypeError):

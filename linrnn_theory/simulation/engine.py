@@ -144,10 +144,12 @@ class Engine(ABC):
         return np.array([e.singular_values(k) for e in engines], dtype=float).reshape(-1, k)
 
     @classmethod
-    def step_batch(cls, engines: Sequence["Engine"], lr: float) -> None:
-        """:meth:`step` of each engine (default: in turn)."""
-        for e in engines:
-            e.step(lr)
+    def step_batch(cls, engines: Sequence["Engine"], lr: float | np.ndarray) -> None:
+        """:meth:`step` of each engine (default: in turn); ``lr`` one rate for all or one
+        per engine."""
+        for e, rate in zip(engines, np.broadcast_to(np.asarray(lr, dtype=float),
+                                                    (len(engines),)).tolist()):
+            e.step(rate)
 
     @classmethod
     def unstable_batch(cls, engines: Sequence["Engine"]) -> np.ndarray:

@@ -158,23 +158,27 @@ class FixedPointEngine(FactoredDelta, Engine):
         return float(ev.gnorm[i])
 
     @classmethod
-    def step_batch(cls, engines: Sequence["FixedPointEngine"], lr: float) -> None:
-        """One gradient-descent step of each engine (uses its last evaluation); the
-        coordinates of ``a`` and ``b`` in the bases come from one batched Gram-Schmidt."""
-        groups: dict[int, tuple[_Evaluation, list, list[int]]] = {}
-        for e in engines:       # engines evaluated together are stepped together
+    def step_batch(cls, engines: Sequence["FixedPointEngine"],
+                   lr: float | np.ndarray) -> None:
+        """One gradient-descent step of each engine (uses its last evaluation; ``lr`` one
+        rate for all or one per engine); the coordinates of ``a`` and ``b`` in the bases
+        come from one batched Gram-Schmidt."""
+        rates = np.broadcast_to(np.asarray(lr, dtype=float), (len(engines),))
+        groups: dict[int, tuple[_Evaluation, list, list[int], list[float]]] = {}
+        for e, rate in zip(engines, rates):  # engines evaluated together step together
             ev, i = e._last
-            groups.setdefault(id(ev), (ev, [], []))
+            groups.setdefault(id(ev), (ev, [], [], []))
             groups[id(ev)][1].append(e)
             groups[id(ev)][2].append(i)
-        for ev, members, rows in groups.values():
+            groups[id(ev)][3].append(rate)
+        for ev, members, rows, member_rates in groups.values():
             stack = _BasisStack.of(members)
             take = slice(None) if rows == list(range(ev.err.size)) else rows
             alpha, added_u = project_extend([e.U for e in members], ev.a[take], ev.x[take],
                                             stack.U_Q)
             beta, added_v = project_extend([e.V for e in members], ev.b[take], ev.y[take],
                                            stack.V_Q)
-            update = (lr * ev.err[take])[:, None, None] * alpha[:, :, None] * beta[:, None, :]
+            update = (np.array(member_rates) * ev.err[take])[:, None, None] * alpha[:, :, None] * beta[:, None, :]
             for j, e in enumerate(members):
                 if added_u[j] or added_v[j]:
                     e._grow(bool(added_u[j]), bool(added_v[j]))
