@@ -34,6 +34,20 @@ def square_task(params: dict) -> dict:
             "none": None}
 
 
+BATCH_CALLS: list[int] = []
+
+
+def square_batch(params: list[dict]) -> list[dict]:
+    """Batch function of :func:`square_task`; records each call's size."""
+    BATCH_CALLS.append(len(params))
+    return [square_task(p) for p in params]
+
+
+def short_batch(params: list[dict]) -> list[dict]:
+    """A broken batch function: one result short."""
+    return [square_task(p) for p in params[1:]]
+
+
 def _tasks(n: int, **extra) -> list[Task]:
     return [Task(f"{ME}:square_task", {"x": i, **extra}, "v-test") for i in range(n)]
 
@@ -183,6 +197,38 @@ def test_failed_task_others_cached(tmp_path):
     assert len(_npz(tmp_path)) == 3
 
 
+def _batched(xs, label="b", func="square_batch") -> list[Task]:
+    return [Task(f"{ME}:square_task", {"x": x}, "v-test", batch=label,
+                 batch_func=f"{ME}:{func}") for x in xs]
+
+
+def test_batched_tasks_run_as_one_call_and_cache_per_task(tmp_path):
+    BATCH_CALLS.clear()
+    tasks = (_batched([0, 1, 2]) + [Task(f"{ME}:square_task", {"x": 5}, "v-test")]
+             + _batched([3, 4], label="other"))
+    out = run_tasks(tasks, tmp_path, jobs=1, progress=False)
+    assert sorted(BATCH_CALLS) == [2, 3] and out.computed == 6
+    plain = run_tasks(_tasks(5), tmp_path / "plain", jobs=1, progress=False)
+    # the same results as one call per task, under the same keys (the batch is not keyed)
+    assert [r["y"] for r in out.results] == [0.0, 1.0, 4.0, 25.0, 9.0, 16.0]
+    assert out.keys[:3] == plain.keys[:3] and out.keys[4:] == plain.keys[3:]
+    assert all(np.array_equal(a["a"], b["a"]) for a, b in zip(out.results[:3], plain.results))
+    assert out.seconds[0] == out.seconds[1]          # a batch's time, shared evenly
+    # cached members are not recomputed; the one missing member runs on its own
+    (tmp_path / f"{out.keys[1]}.npz").unlink()
+    BATCH_CALLS.clear()
+    again = run_tasks(tasks, tmp_path, jobs=1, progress=False)
+    assert (again.computed, again.reused, BATCH_CALLS) == (1, 5, [])
+
+
+def test_a_batch_function_with_too_few_results_fails_every_member(tmp_path):
+    with pytest.raises(TaskError, match="not a list of one result per task") as info:
+        run_tasks(_batched([0, 1, 2], func="short_batch"), tmp_path, jobs=1, progress=False)
+    assert len(info.value.failures) == 3 and not _npz(tmp_path)
+    with pytest.raises(ValueError, match="both batch and batch_func"):
+        Task(f"{ME}:square_task", {"x": 0}, batch="b")
+
+
 def test_lock_refuses_concurrent_sweep(tmp_path):
     with cache_lock(tmp_path):
         with pytest.raises(ValueError, match="in use"):
@@ -191,14 +237,15 @@ def test_lock_refuses_concurrent_sweep(tmp_path):
 
 def test_kill_cli_then_rerun_counts(tmp_path):
     """SIGKILL a real ``reproduce fig4 --full`` (tiny overrides) after some tasks finished;
-    the rerun computes exactly the tasks that had no cache file."""
+    the rerun computes exactly the tasks that had no cache file. The runs of one g train
+    as one batch, so the kill leaves whole batches and single theory tasks cached."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "linrnn_theory.cli", "reproduce", "fig4", "--full",
            "--out", str(out), "--jobs", "1", "--no-progress",
-           "--set", "fig4.N=48", "--set", "fig4.g_values=[0.0]",
-           "--set", "fig4.targets=[0.5]", "--set", "fig4.seeds=[0,1,2,3,4,5,6,7]",
+           "--set", "fig4.N=48", "--set", "fig4.g_values=[0.0,0.2,0.4,0.6]",
+           "--set", "fig4.targets=[0.5]", "--set", "fig4.seeds=[0,1,2]",
            "--set", "fig4.t_max=41.0"]
-    n_tasks = 4 + 8                                       # 4 theory quantities + 8 runs
+    n_tasks = 4 * (4 + 3)                     # per g: 4 theory quantities + 3 runs
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     cache = out / "cache"
     t0 = time.time()

@@ -40,7 +40,7 @@ from .figure import Figure, axis, register_figure, split_kinds
 from .plotting import g_color, new_figure, sim_band, theory_band, theory_line
 from .report import finite_size_caveats, fmt, md_table
 
-__all__ = ["Fig3", "train_run", "N_SINGULAR"]
+__all__ = ["Fig3", "train_run", "train_runs", "N_SINGULAR"]
 
 #: Top singular values of ``Delta W`` recorded per run.
 N_SINGULAR = 4
@@ -65,28 +65,76 @@ def train_run(params: dict, *, stop_rel_loss: float | None = None) -> tuple[dict
     >>> res["status"], res["loss"].shape, run.W.shape
     ('ok', (3,), (16, 16))
     """
+    return train_runs([params], stop_rel_loss=stop_rel_loss)[0]
+
+
+def train_runs(params: list[dict], *, stop_rel_loss: float | None = None
+               ) -> list[tuple[dict, object]]:
+    """:func:`train_run` of several ``"sim"`` tasks that differ only in ``seed``,
+    ``target`` and ``lr``, trained in one call of :func:`linrnn_theory.train` (each gets
+    the run it gets alone).
+
+    Examples
+    --------
+    >>> p = {"N": 16, "g": 0.5, "seed": 0, "target": 1.0, "lr": 0.05, "epochs": 3,
+    ...      "mode": "fixed_point", "t_max": 101.0, "dt": 0.5}
+    >>> (a, _), (b, _) = train_runs([p, {**p, "seed": 1, "target": 2.0, "lr": 0.02}])
+    >>> bool(np.array_equal(a["loss"], train_run(p)[0]["loss"])), b["lr"]
+    (True, 0.02)
+    """
     import linrnn_theory as lt
-    net = lt.init_network(N=params["N"], g=params["g"], seed=params["seed"])
-    task = lt.FixedPointTask(target=params["target"], t_max=params["t_max"], dt=params["dt"])
-    base = {**params, "L0": task.L0}
-    try:
-        run = lt.train(net, task, lr=params["lr"], epochs=params["epochs"],
-                       mode=params["mode"], n_singular=N_SINGULAR,
-                       record_every=params.get("record_every", 1),
-                       stop_rel_loss=stop_rel_loss, conv_rel=params.get("conv_rel", 0.05))
-    except ValueError as exc:
-        if "unstable" not in str(exc):
-            raise
-        return {**base, "status": "unstable_init", "message": str(exc), "stop_epoch": 0,
-                "converged_epoch": None, "tau": np.zeros(0), "loss": np.zeros(0),
-                "readout": np.zeros(0), "grad_norm": np.zeros(0),
-                "record_epochs": np.zeros(0, dtype=int),
-                "singular_values": np.zeros((0, N_SINGULAR))}, None
-    return {**base, "status": run.status, "message": run.message,
-            "stop_epoch": run.stop_epoch, "converged_epoch": run.converged_epoch,
-            "tau": run.tau, "loss": run.loss, "readout": run.readout,
-            "grad_norm": run.grad_norm, "record_epochs": run.record_epochs,
-            "singular_values": run.recorded_singular_values}, (net, task, run)
+    p0 = params[0]
+    out: list = [None] * len(params)
+    nets, tasks, rates, where = [], [], [], []
+    for i, p in enumerate(params):
+        net = lt.init_network(N=p["N"], g=p["g"], seed=p["seed"])
+        task = lt.FixedPointTask(target=p["target"], t_max=p["t_max"], dt=p["dt"])
+        if p["mode"] == "fixed_point":
+            try:
+                net.check_stable()
+            except ValueError as exc:
+                out[i] = ({**p, "L0": task.L0, "status": "unstable_init",
+                           "message": str(exc), "stop_epoch": 0, "converged_epoch": None,
+                           "tau": np.zeros(0), "loss": np.zeros(0), "readout": np.zeros(0),
+                           "grad_norm": np.zeros(0), "record_epochs": np.zeros(0, dtype=int),
+                           "singular_values": np.zeros((0, N_SINGULAR))}, None)
+                continue
+        nets.append(net)
+        tasks.append(task)
+        rates.append(p["lr"])
+        where.append(i)
+    if nets:
+        runs = lt.train(nets, tasks, lr=rates, epochs=p0["epochs"], mode=p0["mode"],
+                        n_singular=N_SINGULAR, record_every=p0.get("record_every", 1),
+                        stop_rel_loss=stop_rel_loss, conv_rel=p0.get("conv_rel", 0.05))
+        for i, net, task, run in zip(where, nets, tasks, runs):
+            out[i] = ({**params[i], "L0": task.L0, "status": run.status,
+                       "message": run.message, "stop_epoch": run.stop_epoch,
+                       "converged_epoch": run.converged_epoch, "tau": run.tau,
+                       "loss": run.loss, "readout": run.readout, "grad_norm": run.grad_norm,
+                       "record_epochs": run.record_epochs,
+                       "singular_values": run.recorded_singular_values}, (net, task, run))
+    return out
+
+
+def linear_batch_label(params: dict) -> str:
+    """Batch label of a ``"sim"`` task of Fig. 3 or Fig. 4: the tasks that differ only in
+    ``seed``, ``target`` and ``lr`` train together (:func:`train_runs`); ``""`` for theory
+    tasks.
+
+    Examples
+    --------
+    >>> p = {"figure": "fig4", "kind": "sim", "N": 64, "g": 0.3, "seed": 1, "target": 2.0}
+    >>> linear_batch_label(p) == linear_batch_label({**p, "seed": 2, "target": 0.5})
+    True
+    >>> linear_batch_label({**p, "g": 0.6}) == linear_batch_label(p)
+    False
+    """
+    if params.get("kind") != "sim":
+        return ""
+    from ..sweep.cache import canonical_json
+    return canonical_json({k: v for k, v in params.items()
+                           if k not in ("seed", "target", "lr")})
 
 
 def _pad(a: np.ndarray, n: int) -> np.ndarray:
@@ -125,6 +173,14 @@ class Fig3(Figure):
     def simulate(self, params: dict) -> dict:
         """Train for the full number of epochs (:func:`train_run`)."""
         return train_run(params)[0]
+
+    def batch_label(self, params: dict) -> str:
+        """The networks of one g train together (:func:`linear_batch_label`)."""
+        return linear_batch_label(params)
+
+    def run_batch(self, params: list[dict]) -> list[dict]:
+        """:meth:`simulate` of a batch of ``"sim"`` tasks in one :func:`train_runs`."""
+        return [res for res, _ in train_runs(params)]
 
     def theory(self, params: dict) -> dict:
         """Reduced ODE and series (order 3) at the learning times ``lr * epoch``, and the

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fig3 import train_run
+from .fig3 import linear_batch_label, train_run, train_runs
 from .figure import Figure, axis, register_figure, split_kinds
 from .plotting import g_color, new_figure, theory_line
 from .report import finite_size_caveats, fmt, md_table, mean_sd
@@ -65,6 +65,28 @@ def _normalised_sim(d: dict, q: str, j: int):
     m = np.array([mean_sd(v / ref)[0] for v in vals])
     s = np.array([mean_sd(v / ref)[1] for v in vals])
     return m, s
+
+
+def _measure(params: dict, res: dict, parts) -> dict:
+    """The result of a Fig. 4 ``"sim"`` task from its run (:func:`~.fig3.train_runs`): the
+    four quantities at the convergence epoch (NaN for a run that did not converge)."""
+    import linrnn_theory as lt
+    out = {k: res[k] for k in ("status", "message", "stop_epoch", "converged_epoch", "L0")}
+    out.update({k: params[k] for k in params})
+    out.update({q: float("nan") for q in QUANTITIES})
+    out["loss"] = res["loss"]
+    if parts is None or res["converged_epoch"] is None or res["status"] == "diverged":
+        return out
+    net, task, run = parts
+    c = int(res["converged_epoch"])
+    out["learning_time"] = params["lr"] * c
+    out["dw_norm"] = float(np.linalg.norm(run.W - net.W0))
+    out["mean_gradient_norm"] = float(np.mean(run.grad_norm[:c])) if c > 0 \
+        else float("nan")
+    out["shuffle_loss"] = lt.shuffle_loss(run.W, net, task, seed=params["seed"],
+                                          mode=params["mode"],
+                                          n_shuffles=params["n_shuffles"])
+    return out
 
 
 @register_figure
@@ -109,24 +131,17 @@ class Fig4(Figure):
 
     def simulate(self, params: dict) -> dict:
         """Train until convergence (:func:`~.fig3.train_run`) and measure the quantities."""
-        import linrnn_theory as lt
-        res, parts = train_run(params, stop_rel_loss=params["conv_rel"])
-        out = {k: res[k] for k in ("status", "message", "stop_epoch", "converged_epoch", "L0")}
-        out.update({k: params[k] for k in params})
-        out.update({q: float("nan") for q in QUANTITIES})
-        out["loss"] = res["loss"]
-        if parts is None or res["converged_epoch"] is None or res["status"] == "diverged":
-            return out
-        net, task, run = parts
-        c = int(res["converged_epoch"])
-        out["learning_time"] = params["lr"] * c
-        out["dw_norm"] = float(np.linalg.norm(run.W - net.W0))
-        out["mean_gradient_norm"] = float(np.mean(run.grad_norm[:c])) if c > 0 \
-            else float("nan")
-        out["shuffle_loss"] = lt.shuffle_loss(run.W, net, task, seed=params["seed"],
-                                              mode=params["mode"],
-                                              n_shuffles=params["n_shuffles"])
-        return out
+        return _measure(params, *train_run(params, stop_rel_loss=params["conv_rel"]))
+
+    def batch_label(self, params: dict) -> str:
+        """The networks of one g train together (:func:`~.fig3.linear_batch_label`)."""
+        return linear_batch_label(params)
+
+    def run_batch(self, params: list[dict]) -> list[dict]:
+        """:meth:`simulate` of a batch of ``"sim"`` tasks, trained in one
+        :func:`~.fig3.train_runs`."""
+        runs = train_runs(params, stop_rel_loss=params[0]["conv_rel"])
+        return [_measure(p, res, parts) for p, (res, parts) in zip(params, runs)]
 
     def theory(self, params: dict) -> dict:
         """The quantity from :mod:`linrnn_theory.theory` (the function of its name), by

@@ -202,6 +202,31 @@ class Figure(ABC):
     def simulate(self, params: dict) -> dict:
         """Result of a ``"sim"`` task (pure: a function of ``params`` only)."""
 
+    def batch_label(self, params: dict) -> str:
+        """Tasks with one non-empty label are computed together by :meth:`run_batch`
+        when they all need computing (default ``""``: one call per task).
+
+        Examples
+        --------
+        >>> FIGURES["cosine"].batch_label({"figure": "cosine", "kind": "sim"})
+        ''
+        """
+        return ""
+
+    def run_batch(self, params: Sequence[dict]) -> list[dict]:
+        """:meth:`run_task` of each task of one batch, in order; figures that label
+        batches override it to share the work (each result must be the one
+        :meth:`run_task` gives).
+
+        Examples
+        --------
+        >>> from linrnn_theory.reproduce.presets import TINY
+        >>> ts = FIGURES["cosine"].tasks(TINY)[:2]
+        >>> [r["loss"].shape for r in FIGURES["cosine"].run_batch(ts)]
+        [(11,), (11,)]
+        """
+        return [self.run_task(p) for p in params]
+
     def theory(self, params: dict) -> dict:
         """Result of a ``"theory"`` task; figures with ``"theory"`` in :attr:`kinds`
         implement it.
@@ -418,8 +443,26 @@ def run_task(params: dict) -> dict:
     return get_figure(params["figure"]).run_task(params)
 
 
+def run_batch(params: list[dict]) -> list[dict]:
+    """The batch function of every figure (:data:`TASK_BATCH_FUNCTION`): the tasks of one
+    batch label, all of one figure, through ``get_figure(figure).run_batch``.
+
+    Examples
+    --------
+    >>> from linrnn_theory.reproduce.presets import TINY
+    >>> len(run_batch(FIGURES["cosine"].tasks(TINY)[:2]))
+    2
+    """
+    figures = {p["figure"] for p in params}
+    if len(figures) != 1:
+        raise ValueError(f"a batch holds the tasks of one figure, got {sorted(figures)}")
+    return get_figure(figures.pop()).run_batch(params)
+
+
 #: What the sweep calls for every task (``"module:function"``, part of the cache key).
 TASK_FUNCTION = f"{__name__}:run_task"
+#: What the sweep calls for a batch of tasks (:meth:`Figure.batch_label`; not in the key).
+TASK_BATCH_FUNCTION = f"{__name__}:run_batch"
 
 
 def code_scope(figure: str, kind: str) -> str:
@@ -456,4 +499,6 @@ def sweep_task(params: dict, version: str) -> Task:
     >>> sweep_task({"figure": "cosine", "kind": "sim"}, "v").func == TASK_FUNCTION
     True
     """
-    return Task(TASK_FUNCTION, params, version)
+    label = get_figure(params["figure"]).batch_label(params)
+    return Task(TASK_FUNCTION, params, version, batch=label,
+                batch_func=TASK_BATCH_FUNCTION if label else "")

@@ -10,6 +10,9 @@ Guarantees
   cache file is set aside (``.corrupt``) and recomputed.
 * **Counted**: :class:`SweepOutcome` says how many tasks were computed, reused from the
   cache, or failed.
+* **Batched**: tasks that name the same batch (:attr:`Task.batch`) and all need computing
+  run as one call of their batch function, e.g. several networks trained together; each
+  result is still cached under its own task's key.
 """
 
 from __future__ import annotations
@@ -41,17 +44,30 @@ class Task:
     version : str
         Code version of everything the result depends on
         (:func:`~linrnn_theory.sweep.cache.code_version`).
+    batch : str
+        Group label: the tasks of one label that :func:`run_tasks` has to compute run as
+        one call ``batch_func([params, ...])`` (in task order), which must return one
+        result per task, each the one ``func(params)`` gives. Not part of the cache key
+        (a result does not depend on the batch it was computed in). Empty: no batch.
+    batch_func : str
+        ``"package.module:function"`` of the batch call (needed with ``batch``).
 
     Examples
     --------
     >>> t = Task("math:sqrt", {"x": 1.0}, "v1")
-    >>> t.key == Task("math:sqrt", {"x": 1.0}, "v1").key
+    >>> t.key == Task("math:sqrt", {"x": 1.0}, "v1", batch="b", batch_func="m:f").key
     True
     """
 
     func: str
     params: dict
     version: str = ""
+    batch: str = ""
+    batch_func: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.batch) != bool(self.batch_func):
+            raise ValueError("a Task needs both batch and batch_func, or neither")
 
     @property
     def key(self) -> str:
@@ -244,9 +260,23 @@ def run_tasks(tasks: Sequence[Task], cache_dir: str | os.PathLike, *, backend: s
             cpu[k] = cpu_s
 
         computed_now = set(missing)
-        calls = [(i, tasks[i].func, tasks[i].params) for i in missing]
+        calls, members = _calls(tasks, missing)
+
+        def on_call(i: int, ok: bool, payload: Any, wall: float, cpu_s: float) -> None:
+            idx = members.get(i)
+            if idx is None:
+                on_result(i, ok, payload, wall, cpu_s)
+                return
+            if ok and not (isinstance(payload, list) and len(payload) == len(idx)):
+                ok, payload = False, (f"batch function {tasks[idx[0]].batch_func} returned "
+                                      f"{type(payload).__name__} for {len(idx)} tasks, not a "
+                                      "list of one result per task")
+            for j, k in enumerate(idx):          # the batch's time, shared evenly
+                on_result(k, ok, payload[j] if ok else payload, wall / len(idx),
+                          cpu_s / len(idx))
+
         label = f"{desc} ({reused} cached)" if reused else desc
-        executor = execute(calls, on_result, backend=backend, jobs=jobs, scheduler=scheduler,
+        executor = execute(calls, on_call, backend=backend, jobs=jobs, scheduler=scheduler,
                            progress=progress, desc=label, blas_threads=blas_threads)
     if failures:
         raise TaskError(failures)
@@ -259,6 +289,42 @@ def run_tasks(tasks: Sequence[Task], cache_dir: str | os.PathLike, *, backend: s
                         recovered=recovered)
 
 
+def _calls(tasks: Sequence[Task], missing: Sequence[int]
+           ) -> tuple[list[tuple[int, str, Any]], dict[int, list[int]]]:
+    """The calls that compute the ``missing`` tasks: one per task, or one per batch of two
+    or more tasks (ids ``-1, -2, ...``, with their task indices in the returned dict).
+
+    Examples
+    --------
+    >>> ts = [Task("m:f", {"x": x}, batch="b" if x < 2 else "", batch_func="m:g" if x < 2
+    ...            else "") for x in range(3)]
+    >>> _calls(ts, [0, 1, 2])
+    ([(2, 'm:f', {'x': 2}), (-1, 'm:g', [{'x': 0}, {'x': 1}])], {-1: [0, 1]})
+    """
+    calls: list[tuple[int, str, Any]] = []
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in missing:
+        t = tasks[i]
+        if t.batch:
+            groups.setdefault((t.batch_func, t.batch), []).append(i)
+        else:
+            calls.append((i, t.func, t.params))
+    members: dict[int, list[int]] = {}
+    for (func, _), idx in groups.items():
+        if len(idx) == 1:
+            calls.append((idx[0], tasks[idx[0]].func, tasks[idx[0]].params))
+            continue
+        cid = -1 - len(members)
+        members[cid] = idx
+        calls.append((cid, func, [tasks[i].params for i in idx]))
+    return calls, members
+
+
 def _square(params: dict) -> dict:
     """Tiny example task (used in the docstring examples and tests)."""
     return {"y": float(params["x"]) ** 2}
+
+
+def _squares(params: list[dict]) -> list[dict]:
+    """The batch function of :func:`_square` (tests)."""
+    return [_square(p) for p in params]
