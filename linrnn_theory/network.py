@@ -93,6 +93,24 @@ class Network:
             self._cache["eig"] = np.linalg.eigvals(self.W0)
         return self._cache["eig"]
 
+    def resolvent_lu(self) -> tuple[np.ndarray, np.ndarray]:
+        """LU factors of ``I - W0`` (:func:`scipy.linalg.lu_factor`; computed once, then
+        cached), with which ``R = (I - W0)^{-1}`` is applied.
+
+        Examples
+        --------
+        >>> import scipy.linalg as sla
+        >>> net = Network(W0=np.diag([0.5, 0.0]), m=[1, 0], w=[0, 1])
+        >>> sla.lu_solve(net.resolvent_lu(), np.array([1.0, 1.0]))
+        array([2., 1.])
+        """
+        if "lu" not in self._cache:
+            import scipy.linalg as sla
+            lu, piv = sla.lu_factor(np.eye(self.N) - self.W0)
+            lu.setflags(write=False)
+            self._cache["lu"] = (lu, piv)
+        return self._cache["lu"]
+
     def max_real_eig(self) -> float:
         """Largest real part of the eigenvalues of ``W0`` (cached).
 

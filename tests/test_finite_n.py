@@ -202,7 +202,7 @@ def test_learning_time_spread_matches_the_expansion_of_the_flows():
     """The learning-time spread is the expansion of the surrogates' own passage times:
     recompute it from :func:`finite_n.expand` on an independent grid."""
     g, target, N = 0.6, 1.0, 1024
-    mean, std = fn.learning_time_spread(g, target, N)
+    mean, std = fn.learning_time_spread(g, target, N, own_initial_loss=True)
     T_large = theory.learning_time(g, target)
     depth = theory.predict(g=g, target=target, tau=np.linspace(0, 3 * T_large, 5),
                            method="ode").depth
@@ -215,6 +215,79 @@ def test_learning_time_spread_matches_the_expansion_of_the_flows():
     assert T0 == pytest.approx(T_large, rel=1e-6)
     assert mean == pytest.approx(T0 * np.exp(s * s / 2), rel=1e-6)
     assert std == pytest.approx(mean * np.sqrt(np.expm1(s * s)), rel=1e-5)
+
+
+def _spread_by_observables(g: float, target: float, N: int, scale: float = 1.0) -> dict:
+    """The first-order spreads recomputed independently: each surrogate's observables by
+    :func:`theory.all_observables` (threshold by root finding on the dense output, gradient
+    integral by Gauss-Legendre) at half the expansion's steps; ``scale`` multiplies the
+    result (the must-fail partner)."""
+    T_large = theory.learning_time(g, target)
+    depth = theory.predict(g=g, target=target, tau=np.linspace(0, 3 * T_large, 5),
+                           method="ode").depth
+    q = fn.quadrature(g, depth + 2)
+    modes = fn.fluctuation_modes(q, N)
+    base = np.array([q.p, q.p, np.zeros(q.p.size)])
+    steps = 0.5 * fn._steps(base, modes)
+    names = fn.SPREAD_OBSERVABLES
+
+    def values(net):
+        obs = theory.all_observables(target=target, network=net)
+        return np.array([np.log(obs[names[0]])] + [obs[k] for k in names[1:]])
+
+    slopes = np.array([(values(fn.surrogate_network(q, *(base + h * d)))
+                        - values(fn.surrogate_network(q, *(base - h * d)))) / (2 * h)
+                       for d, h in zip(modes, steps)])
+    sd = np.sqrt(np.sum(slopes ** 2, axis=0))
+    return {k: scale * v for k, v in zip(names, sd)}
+
+
+def check_observable_spreads(pred: dict, ref: dict) -> None:
+    """Predicted standard deviations against the recomputed ones: 1e-3 relative (central
+    differences at two steps, O(h^2), and two ways of locating the learning time)."""
+    T, s = pred["learning_time"]
+    log_sd = np.sqrt(np.log1p((s / T) ** 2))          # log-normal: sd of log T
+    assert abs(log_sd / ref["learning_time"] - 1) < 1e-3, (log_sd, ref)
+    for k in fn.SPREAD_OBSERVABLES[1:]:
+        assert abs(pred[k][1] / ref[k] - 1) < 1e-3, (k, pred[k], ref[k])
+
+
+@pytest.fixture(scope="module")
+def observable_spreads():
+    g, target, N = 0.6, 1.0, 1024
+    return g, target, N, fn.observables_spread(g, target, N)
+
+
+def test_observable_spreads_equal_an_independent_expansion(observable_spreads):
+    g, target, N, pred = observable_spreads
+    check_observable_spreads(pred, _spread_by_observables(g, target, N))
+    # the means are the large-N values (the learning time: log-normal around it)
+    assert pred["dw_norm"][0] == pytest.approx(theory.dw_norm(g, target), rel=1e-6)
+    assert pred["mean_gradient_norm"][0] == pytest.approx(
+        theory.mean_gradient_norm(g, target), rel=1e-6)
+    assert theory.dw_norm(g, target, N=N, spread=True) == pred["dw_norm"]
+
+
+def test_observable_spreads_scaled_by_ten_percent_are_rejected(observable_spreads):
+    g, target, N, pred = observable_spreads
+    with pytest.raises(AssertionError):
+        check_observable_spreads(pred, _spread_by_observables(g, target, N, scale=1.1))
+
+
+def test_learning_time_conventions_differ_by_the_initial_readout():
+    """Against z_hat^2/2 the initial readout w^T R m moves the learning time; against each
+    network's own initial loss the two effects cancel at g = 0, z_hat = 1 (first order)."""
+    paper = fn.learning_time_spread(0.0, 1.0, 256)
+    own = fn.learning_time_spread(0.0, 1.0, 256, own_initial_loss=True)
+    assert paper[1] > 20 * own[1]
+    # against the exact flows of sampled networks (at g = 0 only w^T m varies): 300
+    # networks give the sd to 1/sqrt(2 * 299) = 4 % (one standard error)
+    sample = [theory.learning_time(target=1.0, network=lt.init_network(N=256, g=0.0, seed=s))
+              for s in range(300)]
+    assert paper[1] == pytest.approx(np.std(sample, ddof=1), rel=0.1)
+    assert paper[0] == pytest.approx(np.mean(sample), abs=3 * paper[1] / np.sqrt(300))
+    with pytest.raises(ValueError, match="shuffled loss"):
+        theory.shuffle_loss(0.3, 1.0, N=256)
 
 
 def test_learning_time_takes_the_size():

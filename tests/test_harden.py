@@ -31,10 +31,12 @@ def test_fig4_csv_plain_numbers():
     import linrnn_theory.reproduce.fig4 as f4
     d = {"g": np.array([0.0, 0.5]), "targets": np.array([1.0]), "seeds": np.array([0]),
          "sim_status": np.array([[["ok"]], [["ok"]]])}
+    d["finite_n_status"] = np.array([["ok"], ["ok"]])
     for name in f4.QUANTITIES:
-        d[f"sim_{name}"] = np.ones((2, 1, 1))
-        d["ode_" + name] = np.ones((2, 1))
-        d["series_" + name] = np.ones((2, 1))
+        d[f"sim_{name}"] = d[f"instance_{name}"] = np.ones((2, 1, 1))
+        for m in ("ode", "series", "finite_n"):
+            d[f"{m}_{name}"] = np.ones((2, 1))
+        d[f"finite_n_{name}_std"] = np.ones((2, 1))
     text = FIGURES["fig4"].tables([], d)["fig4.csv"]
     assert "np." not in text
     row = text.splitlines()[1].split(",")

@@ -70,6 +70,18 @@ def test_data_schema(tiny_out):
     with np.load(out / "data" / "fig4.npz") as d:
         assert d["sim_learning_time"].shape == (len(q.g_values), len(q.targets), len(q.seeds))
         assert d["ode_dw_norm"].shape == (len(q.g_values), len(q.targets))
+        # three predictions beside each simulated point: large N, finite N, each network's own
+        assert d["instance_dw_norm"].shape == d["sim_dw_norm"].shape
+        assert np.all(np.isfinite(d["instance_learning_time"]))
+        assert np.all(np.isfinite(d["finite_n_learning_time"]))
+        assert np.all(d["finite_n_learning_time_std"] > 0)
+        assert np.all(np.isfinite(d["finite_n_dw_norm"]))
+        assert np.all(np.isnan(d["finite_n_shuffle_loss"]))
+        # the instance theory of each network is its exact gradient flow: at this small
+        # step it is closer to the simulated learning times than the large-N theory
+        own = np.abs(d["sim_learning_time"] / d["instance_learning_time"] - 1)
+        large = np.abs(d["sim_learning_time"] / d["ode_learning_time"][..., None] - 1)
+        assert np.nanmean(own) < np.nanmean(large)
         # qualitative findings of the paper, even at N = 24: faster learning with g
         assert np.all(d["ode_learning_time"][1] < d["ode_learning_time"][0])
     with np.load(out / "data" / "cosine.npz") as d:

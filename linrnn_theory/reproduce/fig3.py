@@ -86,8 +86,12 @@ def train_runs(params: list[dict], *, stop_rel_loss: float | None = None
     p0 = params[0]
     out: list = [None] * len(params)
     nets, tasks, rates, where = [], [], [], []
+    made: dict[tuple, lt.Network] = {}          # one network per seed, for all its targets
     for i, p in enumerate(params):
-        net = lt.init_network(N=p["N"], g=p["g"], seed=p["seed"])
+        key = (p["N"], p["g"], p["seed"])
+        if key not in made:
+            made[key] = lt.init_network(N=p["N"], g=p["g"], seed=p["seed"])
+        net = made[key]
         task = lt.FixedPointTask(target=p["target"], t_max=p["t_max"], dt=p["dt"])
         if p["mode"] == "fixed_point":
             try:

@@ -15,12 +15,13 @@ Modules: :mod:`.traces` (large-N trace rule), :mod:`.chain_series` (series recur
 """
 
 from . import failure, finite_n
-from .observables import (dw_norm, learning_time, mean_gradient_norm, outlier_eigenvalue,
-                          shuffle_loss, small_target_limits)
+from .observables import (all_observables, dw_norm, learning_time, mean_gradient_norm,
+                          outlier_eigenvalue, shuffle_loss, small_target_limits)
 from .methods import TheoryMethod, method_names, register_method
 from .predict import predict
 from .result import Prediction
 from .series import MAX_ORDER
 
 __all__ = ["failure", "predict", "Prediction", "TheoryMethod", "register_method", "method_names", "MAX_ORDER", "learning_time", "dw_norm",
-           "mean_gradient_norm", "shuffle_loss", "outlier_eigenvalue", "small_target_limits"]
+           "mean_gradient_norm", "shuffle_loss", "all_observables", "outlier_eigenvalue",
+           "small_target_limits"]

@@ -60,6 +60,7 @@ from .traces import moments
 
 __all__ = ["Quadrature", "quadrature", "surrogate_network", "fluctuation_modes",
            "Validity", "validity", "VALIDITY_THRESHOLD", "passage_times", "expand",
+           "observables_spread", "SPREAD_OBSERVABLES",
            "learning_time_spread", "FiniteNMethod"]
 
 #: Largest predicted relative fluctuation (of the linearised learning rate, or of the bulk
@@ -346,6 +347,18 @@ def _outputs(nets: list[Network], req: Request, depth: int, u: np.ndarray, *,
     return out
 
 
+def _surrogates(quad: Quadrature, modes: np.ndarray) -> tuple[list[Network], np.ndarray]:
+    """The surrogate networks of a first-order expansion: the mean weights, then for each
+    mode ``k`` the weights moved by ``+h_k`` and ``-h_k`` along it; and the steps ``h``."""
+    base = np.array([quad.p, quad.p, np.zeros(quad.p.size)])
+    steps = _steps(base, modes)
+    nets = [surrogate_network(quad, *base)]
+    for d, h in zip(modes, steps):
+        nets += [surrogate_network(quad, *(base + h * d)),
+                 surrogate_network(quad, *(base - h * d))]
+    return nets, steps
+
+
 def _steps(base: np.ndarray, modes: np.ndarray) -> np.ndarray:
     """Step ``h_k <= STEP`` of each mode that keeps ``A``, ``B`` and ``C^2 <= A B`` valid."""
     h = np.full(len(modes), STEP)
@@ -524,12 +537,7 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     (1.333333333, 0.0)
     """
     modes = fluctuation_modes(quad, N) if modes is None else modes
-    base = np.array([quad.p, quad.p, np.zeros(quad.p.size)])
-    steps = _steps(base, modes)
-    nets = [surrogate_network(quad, *base)]
-    for d, h in zip(modes, steps):
-        nets += [surrogate_network(quad, *(base + h * d)),
-                 surrogate_network(quad, *(base - h * d))]
+    nets, steps = _surrogates(quad, modes)
     F = np.asarray(flows(nets, u), dtype=float)
     F0 = F[0]
     marks = np.array([ALIGN_LEVEL, *levels])
@@ -624,14 +632,13 @@ def _grid(rate_spread: float, t_end: float) -> np.ndarray:
 
 
 def learning_time_spread(g: float, target: float, N: int, rel_loss: float = 0.05,
-                         input_amp: float = 1.0) -> tuple[float, float]:
-    """Mean and standard deviation over networks of size ``N`` of the learning time.
-
-    The learning time of a network is the first ``tau`` at which its loss falls to
-    ``rel_loss`` of its own initial loss. Its logarithm is expanded to first order in
-    the fluctuation modes (:func:`expand`), hence log-normal: mean ``T_0 e^{s^2/2}``,
-    standard deviation ``T_0 e^{s^2/2} (e^{s^2} - 1)^{1/2}``, with ``T_0`` the large-N
-    learning time.
+                         input_amp: float = 1.0, *, own_initial_loss: bool = False
+                         ) -> tuple[float, float]:
+    """Mean and standard deviation over networks of size ``N`` of the learning time: the
+    first ``tau`` at which a network's loss falls below ``rel_loss z_hat^2 / 2`` (the
+    paper's convention, as ``TrainResult.converged_epoch``), or below ``rel_loss`` times
+    its own initial loss with ``own_initial_loss``. Log-normal: see
+    :func:`observables_spread`.
 
     Parameters
     ----------
@@ -642,9 +649,11 @@ def learning_time_spread(g: float, target: float, N: int, rel_loss: float = 0.05
     N : int
         Network size.
     rel_loss : float
-        Loss level, a fraction of the initial loss.
+        Loss level, a fraction of ``z_hat^2 / 2`` (or of the initial loss).
     input_amp : float
         Input amplitude.
+    own_initial_loss : bool
+        Measure each network's level against its own initial loss.
 
     Returns
     -------
@@ -656,6 +665,65 @@ def learning_time_spread(g: float, target: float, N: int, rel_loss: float = 0.05
     >>> round(mean, 3), round(std / mean, 2)
     (0.244, 0.08)
     """
+    return observables_spread(g, target, N, rel_loss, input_amp,
+                              own_initial_loss=own_initial_loss)["learning_time"]
+
+
+def _log_normal(median: float, s: float) -> tuple[float, float]:
+    """Mean and standard deviation of ``median * exp(s Z)``, ``Z`` standard normal."""
+    mean = median * np.exp(0.5 * s * s)
+    return float(mean), float(mean * np.sqrt(np.expm1(s * s)))
+
+
+#: The observables of :func:`observables_spread`, in its column order (not the shuffled
+#: loss: a surrogate network has no shuffled ``W0`` of its own).
+SPREAD_OBSERVABLES = ("learning_time", "dw_norm", "mean_gradient_norm")
+
+
+def observables_spread(g: float, target: float, N: int, rel_loss: float = 0.05,
+                       input_amp: float = 1.0, *, own_initial_loss: bool = False
+                       ) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation over networks of size ``N`` of the learning time,
+    ``|Delta W|_F`` and the mean gradient norm (:mod:`.observables`), each at the
+    network's own learning time.
+
+    Every surrogate network of the first-order expansion (:func:`fluctuation_modes`) is
+    integrated to its own learning time ``T`` (all as one ODE, dense output): the first
+    ``tau`` with loss below ``rel_loss * z_hat^2 / 2``, the paper's convention and that of
+    ``TrainResult.converged_epoch`` (``own_initial_loss``: ``rel_loss`` times the
+    network's own initial loss instead). There it gives ``log T``,
+    ``|Delta W|_F = |C|_F`` and ``int_0^T |dL/dW| dtau / T``. Each is expanded to first
+    order in the modes (central differences): Gaussian of standard deviation
+    ``sqrt(sum_k (dQ/dxi_k)^2)``, centred on the large-N value; the learning time is
+    log-normal (its logarithm Gaussian, mean ``T_0 e^{s^2/2}``, standard deviation
+    ``T_0 e^{s^2/2} (e^{s^2} - 1)^{1/2}``). The O(1/N) shift of the means is not computed.
+    Results are cached per arguments.
+
+    The two conventions differ at O(N^-1/2): the initial readout ``w^T R m`` of a network
+    moves its initial loss, and with ``own_initial_loss`` the level moves with it (at
+    ``g = 0``, ``z_hat = 1`` the two effects then cancel to first order).
+
+    Returns
+    -------
+    dict
+        ``name -> (mean, std)`` for each of :data:`SPREAD_OBSERVABLES`.
+
+    Examples
+    --------
+    >>> out = observables_spread(0.6, 1.0, 1024)
+    >>> from linrnn_theory import theory
+    >>> round(out["dw_norm"][0] / theory.dw_norm(0.6, 1.0), 6), out["dw_norm"][1] > 0
+    (1.0, True)
+    """
+    return dict(zip(SPREAD_OBSERVABLES, _spread(float(g), float(target), int(N),
+                                                float(rel_loss), float(input_amp),
+                                                bool(own_initial_loss))))
+
+
+@lru_cache(maxsize=256)
+def _spread(g: float, target: float, N: int, rel_loss: float, input_amp: float,
+            own_initial_loss: bool) -> tuple[tuple[float, float], ...]:
+    """:func:`observables_spread` as a tuple of ``(mean, std)`` pairs (cached)."""
     from .observables import learning_time
 
     c = float(input_amp)
@@ -664,10 +732,24 @@ def learning_time_spread(g: float, target: float, N: int, rel_loss: float = 0.05
     probe = np.linspace(0.0, 3.0 * t_large, 9)
     depth = int(solve("ode", g, zt, probe, outlier=False, grad_norm=False).params["depth"])
     quad = quadrature(g, depth + 2)
-    req = Request(g=g, target=zt, tau=probe, grad_norm=False, n_singular=1)
+    nets, steps = _surrogates(quad, fluctuation_modes(quad, N))
+    models = [instance_model(net, depth, outliers=False) for net in nets]
     u = _grid(validity(g, N).rate_spread, 3.0 * t_large)
-    r = expand(quad, N, lambda nets, grid: _outputs(nets, req, depth, grid, full=False), u,
-               u[:1], levels=(rel_loss,))
-    T0, s = r["crossings"][rel_loss]
-    mean = T0 * np.exp(0.5 * s * s)
-    return float(mean / (c * c)), float(mean * np.sqrt(np.expm1(s * s)) / (c * c))
+    sols = integrate_many(models, zt, u, with_grad_integral=True, dense=True)
+    vals = np.full((len(nets), len(SPREAD_OBSERVABLES)), np.nan)
+    for i, (model, sol) in enumerate(zip(models, sols)):
+        loss = 0.5 * (zt - sol.readout) ** 2
+        ref = loss[0] if own_initial_loss else 0.5 * zt * zt
+        T = passage_times(u, loss, np.array([rel_loss * ref / loss[0]]),
+                          rate=model.grad_norms(sol.C, zt) ** 2)[0]
+        if not np.isfinite(T):
+            raise RuntimeError(f"a network of the expansion did not learn to {rel_loss} of "
+                               f"its loss within {u[-1]:.3g} (g = {g}, N = {N})")
+        C, gi = sol.dense(T)
+        vals[i] = [np.log(T), np.linalg.norm(C), gi / T]
+    slopes = (vals[1::2] - vals[2::2]) / (2.0 * steps[:, None])
+    sd = np.sqrt(np.sum(slopes * slopes, axis=0))
+    lt_mean, lt_std = _log_normal(float(np.exp(vals[0, 0])), float(sd[0]))
+    # the flow with amplitude c is the unit flow with target z_hat / c at time c^2 tau
+    return ((lt_mean / (c * c), lt_std / (c * c)), (float(vals[0, 1]), float(sd[1])),
+            (float(vals[0, 2]) * c * c, float(sd[2]) * c * c))

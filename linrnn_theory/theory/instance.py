@@ -4,7 +4,7 @@ Under the fixed-point gradient flow ``dW/dtau = e a b^T`` the change ``Delta W``
 ``span{u_k} (x) span{v_k}`` with ``u_1 = R^T w``, ``v_1 = R m``, ``u_{k+1} = R^T v_k``,
 ``v_{k+1} = R u_k`` and ``R = (I - W0)^{-1}`` (Woodbury identity: ``(I - W)^{-1}`` maps the
 span of the chains into itself shifted by one). We build orthonormal bases of the first
-``depth`` chain vectors on each side (one LU of ``I - W0``, two solves per vector,
+``depth`` chain vectors on each side (one LU of ``I - W0``, cached on the network; two solves per vector,
 Gram-Schmidt with reorthogonalisation and deflation) and project: the result is the
 :class:`~.reduced.ReducedModel` of this network, exact up to the truncation depth.
 """
@@ -37,7 +37,8 @@ def _orth_add(Q: list[np.ndarray], v: np.ndarray) -> np.ndarray | None:
     return r / nr
 
 
-def instance_model(net: Network, depth: int, input_amp: float = 1.0) -> ReducedModel:
+def instance_model(net: Network, depth: int, input_amp: float = 1.0, *,
+                   outliers: bool = True) -> ReducedModel:
     """Reduced model of ``net`` with up to ``depth`` chain vectors per side.
 
     Parameters
@@ -49,6 +50,11 @@ def instance_model(net: Network, depth: int, input_amp: float = 1.0) -> ReducedM
         invariant subspace, e.g. ``{w, m}`` at ``g = 0``).
     input_amp : float
         Input amplitude (multiplies ``m``).
+    outliers : bool
+        Compute the spectral radius of ``W0`` (the bulk that outlier eigenvalues leave,
+        :attr:`~.reduced.ReducedModel.bulk_radius`). ``False`` skips its O(N^3)
+        eigendecomposition, for uses without eigenvalues (the scalar observables), and
+        leaves ``bulk_radius`` NaN.
 
     Returns
     -------
@@ -63,7 +69,7 @@ def instance_model(net: Network, depth: int, input_amp: float = 1.0) -> ReducedM
     """
     net.check_stable()
     N = net.N
-    lu = sla.lu_factor(np.eye(N) - net.W0)
+    lu = net.resolvent_lu()
     R = lambda x: sla.lu_solve(lu, x)            # noqa: E731
     Rt = lambda x: sla.lu_solve(lu, x, trans=1)  # noqa: E731
     m = input_amp * net.m
@@ -101,8 +107,11 @@ def instance_model(net: Network, depth: int, input_amp: float = 1.0) -> ReducedM
     norm_data = (float(Rtw @ Rtw), RtVm.T @ Rtw, RtVm.T @ RtVm,
                  float(Rm @ Rm), RUm.T @ Rm, RUm.T @ RUm)
     shuffle = (float(w @ m), Um.T @ w, Vm.T @ m, Vm.T @ Um)
-    ev = net.eigvals_W0() if N <= 2000 else None
-    radius = float(np.max(np.abs(ev))) if ev is not None else float(net.g or 0.0)
+    if not outliers:
+        radius = float("nan")
+    else:
+        ev = net.eigvals_W0() if N <= 2000 else None
+        radius = float(np.max(np.abs(ev))) if ev is not None else float(net.g or 0.0)
     return ReducedModel(
         A=A, r_w=Um.T @ Rtw, r_m=Vm.T @ Rm, s0=float(w @ Rm), norm_data=norm_data,
         shuffle_data=shuffle, outlier_matrix=None, bulk_radius=radius, depth=int(depth),

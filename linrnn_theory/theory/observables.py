@@ -36,7 +36,7 @@ from .reduced import LearningPath, ReducedModel, StepLimitError, integrate_paths
 from .series import MAX_ORDER
 from .traces import beta_of
 
-__all__ = ["learning_time", "dw_norm", "mean_gradient_norm", "shuffle_loss",
+__all__ = ["learning_time", "dw_norm", "mean_gradient_norm", "shuffle_loss", "all_observables",
            "outlier_eigenvalue", "small_target_limits", "at_learning_time", "prefetch"]
 
 _METHODS = ("series", "ode")
@@ -389,7 +389,8 @@ def _network_state(network, target, rel_loss, method, input_amp, tol: float = 1e
     if c == 0:
         raise ValueError("input_amp must be non-zero")
     network.check_stable()
-    st = _flow_states(lambda d: instance_model(network, d, input_amp=c), [target], rel_loss,
+    st = _flow_states(lambda d: instance_model(network, d, input_amp=c, outliers=False),
+                      [target], rel_loss,
                       float(tol))[0].as_dict()
     st["target_unit"] = target
     return st
@@ -414,6 +415,25 @@ def _dispatch(g, target, rel_loss, method, order, network, input_amp):
     st["tau"] = st["tau"] / c ** 2
     st["target_unit"] = t     # grad_integral and C are invariant under the rescaling
     return "ode", st
+
+
+def _finite_n(name: str, g: Any, target: Any, rel_loss: float, method: str, network: Any,
+              input_amp: float, N: int | None, spread: bool) -> float | tuple[float, float]:
+    """The finite-N mean (and with ``spread`` the standard deviation) of an observable
+    (:func:`.finite_n.observables_spread`), after the checks of its arguments."""
+    from .finite_n import observables_spread
+    if N is None:
+        raise ValueError("spread=True needs the network size N")
+    if network is not None or method != "ode" or np.ndim(g) or np.ndim(target):
+        raise ValueError("N and spread take scalar g and target, method='ode' and no "
+                         "network")
+    N = check_int("N", N, minimum=2)
+    c = check_finite_scalar("input_amp", input_amp)
+    if c == 0:
+        raise ValueError("input_amp must be non-zero")
+    g, t, rel_loss = _args(g, float(target) / c, rel_loss, method, 3)
+    mean, std = observables_spread(g, t * c, N, rel_loss, c)[name]
+    return (mean, std) if spread else mean
 
 
 def _array_call(fn: Callable[..., float], g: Any, target: Any, network: Any,
@@ -452,8 +472,9 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
         Input amplitude (non-zero).
     N : int, optional
         Network size: the mean over networks of this size (finite-N theory,
-        :func:`.finite_n.learning_time_spread`; each network's threshold relative to its own
-        initial loss) instead of the large-N value. Scalar ``g`` and ``target`` only.
+        :func:`.finite_n.observables_spread`; each network's learning time is its first
+        loss below ``rel_loss z_hat^2 / 2``, the paper's convention) instead of the large-N
+        value. Scalar ``g`` and ``target`` only.
     spread : bool
         With ``N``: return ``(mean, std)`` over networks of size ``N``.
 
@@ -475,15 +496,8 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
     True
     """
     if N is not None or spread:
-        from .finite_n import learning_time_spread
-        if N is None:
-            raise ValueError("spread=True needs the network size N")
-        if network is not None or method != "ode" or np.ndim(g) or np.ndim(target):
-            raise ValueError("N and spread take scalar g and target, method='ode' and no "
-                             "network")
-        N = check_int("N", N, minimum=2)
-        mean, std = learning_time_spread(float(g), float(target), N, rel_loss, input_amp)
-        return (mean, std) if spread else mean
+        return _finite_n("learning_time", g, target, rel_loss, method, network, input_amp, N,
+                         spread)
     arr = _array_call(learning_time, g, target, network, rel_loss=rel_loss, method=method,
                       order=order, input_amp=input_amp)
     if arr is not None:
@@ -492,26 +506,34 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
     if kind == "series":
         g, t, r, c = st
         return _series_time(g, t, r, int(order)) / c ** 2
-    return st["tau"]
+    return _FROM_STATE["learning_time"](st)
 
 
 def dw_norm(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
             method: str = "ode", order: int = 3, *, network=None,
-            input_amp: float = 1.0) -> float | np.ndarray:
+            input_amp: float = 1.0, N: int | None = None, spread: bool = False
+            ) -> float | np.ndarray | tuple[float, float]:
     """Frobenius norm of ``Delta W`` at the learning time.
 
     The series uses ``sqrt(sigma_1^2 + sigma_2^2)`` (``sigma_3 = O(tau^5)``). Parameters as
-    in :func:`learning_time`.
+    in :func:`learning_time` (with ``N``: at each network's own learning time).
 
     Returns
     -------
-    float, or ndarray of the broadcast shape of ``g`` and ``target``
+    float, or ndarray of the broadcast shape of ``g`` and ``target``; ``(mean, std)`` with
+    ``spread=True``
 
     Examples
     --------
     >>> round(dw_norm(0.0, 0.01) / 0.01, 3)        # small target: (1 - sqrt(0.05))
     0.776
+    >>> mean, std = dw_norm(0.6, 1.0, N=1024, spread=True)
+    >>> round(mean / dw_norm(0.6, 1.0), 6), round(std / mean, 2)
+    (1.0, 0.06)
     """
+    if N is not None or spread:
+        return _finite_n("dw_norm", g, target, rel_loss, method, network, input_amp, N,
+                         spread)
     arr = _array_call(dw_norm, g, target, network, rel_loss=rel_loss, method=method,
                       order=order, input_amp=input_amp)
     if arr is not None:
@@ -527,25 +549,34 @@ def dw_norm(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
         s1 = _series_eval(gen.sigma1_coefficients(abs(t), b), x, order)
         s2 = _series_eval(gen.sigma2_coefficients(abs(t), b), x, order)
         return float(np.hypot(s1, s2))
-    return float(np.linalg.norm(st["C"]))
+    return _FROM_STATE["dw_norm"](st)
 
 
 def mean_gradient_norm(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
                        method: str = "ode", order: int = 3, *, network=None,
-                       input_amp: float = 1.0) -> float | np.ndarray:
+                       input_amp: float = 1.0, N: int | None = None, spread: bool = False
+                       ) -> float | np.ndarray | tuple[float, float]:
     """Average of ``|dL/dW|_F`` over learning time up to the learning time.
 
-    Parameters as in :func:`learning_time`.
+    Parameters as in :func:`learning_time` (with ``N``: up to each network's own learning
+    time).
 
     Returns
     -------
-    float, or ndarray of the broadcast shape of ``g`` and ``target``
+    float, or ndarray of the broadcast shape of ``g`` and ``target``; ``(mean, std)`` with
+    ``spread=True``
 
     Examples
     --------
     >>> round(mean_gradient_norm(0.0, 0.01) / 0.01, 3)   # small target: 2(1-sqrt r)/ln(1/r)
     0.518
+    >>> mean, std = mean_gradient_norm(0.3, 1.0, N=256, spread=True)
+    >>> round(mean / mean_gradient_norm(0.3, 1.0), 6), bool(std > 0)
+    (1.0, True)
     """
+    if N is not None or spread:
+        return _finite_n("mean_gradient_norm", g, target, rel_loss, method, network,
+                         input_amp, N, spread)
     arr = _array_call(mean_gradient_norm, g, target, network, rel_loss=rel_loss, method=method,
                       order=order, input_amp=input_amp)
     if arr is not None:
@@ -563,17 +594,19 @@ def mean_gradient_norm(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
         gn = np.abs(t - _series_eval(cz, xs, order)) * np.sqrt(
             np.maximum(_series_eval(cab, xs, order), 0.0))
         return float(c * c * np.trapezoid(gn, xs) / xs[-1])
-    return st["grad_integral"] / st["tau"]
+    return _FROM_STATE["mean_gradient_norm"](st)
 
 
 def shuffle_loss(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
                  method: str = "ode", order: int = 3, *, network=None,
-                 input_amp: float = 1.0) -> float | np.ndarray:
+                 input_amp: float = 1.0, N: int | None = None, spread: bool = False
+                 ) -> float | np.ndarray:
     """Loss, relative to ``L0``, after replacing ``W0`` by an independent draw of the same
     ``g`` while keeping ``Delta W`` (at the learning time).
 
-    Parameters as in :func:`learning_time`; with ``network`` the independent draw acts as
-    ``W0' -> 0`` inside the resolvent (large-N self-averaging).
+    Parameters as in :func:`learning_time` (no ``N``: the finite-N theory does not give the
+    shuffled loss); with ``network`` the independent draw acts as ``W0' -> 0`` inside the
+    resolvent (large-N self-averaging).
 
     Returns
     -------
@@ -586,6 +619,10 @@ def shuffle_loss(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
     >>> bool(shuffle_loss(0.6, 1.0) > shuffle_loss(0.3, 1.0))
     True
     """
+    if N is not None or spread:
+        raise ValueError("the finite-N theory does not give the shuffled loss (its "
+                         "surrogate networks have no shuffled W0); use the large-N value "
+                         "or network= for one network")
     arr = _array_call(shuffle_loss, g, target, network, rel_loss=rel_loss, method=method,
                       order=order, input_amp=input_amp)
     if arr is not None:
@@ -598,10 +635,44 @@ def shuffle_loss(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
             return float("nan")
         b = beta_of(g)
         zs = _series_eval(gen.shuffled_readout_coefficients(t, b), tc * b * b, order)
-    else:
-        t = st["target_unit"]
-        zs = st["model"].shuffled_readout(st["C"])
+        return float((t - zs) ** 2 / t ** 2)
+    return _FROM_STATE["shuffle_loss"](st)
+
+
+def _shuffled_loss_of(st: dict) -> float:
+    t = st["target_unit"]
+    zs = st["model"].shuffled_readout(st["C"])
     return float((t - zs) ** 2 / t ** 2)
+
+
+#: Each scalar observable from the reduced-ODE state at the learning time (:func:`_dispatch`).
+_FROM_STATE: dict[str, Callable[[dict], float]] = {
+    "learning_time": lambda st: float(st["tau"]),
+    "dw_norm": lambda st: float(np.linalg.norm(st["C"])),
+    "mean_gradient_norm": lambda st: float(st["grad_integral"] / st["tau"]),
+    "shuffle_loss": _shuffled_loss_of,
+}
+
+
+def all_observables(g: float | None = None, target: float = 1.0, rel_loss: float = 0.05, *,
+                    network=None, input_amp: float = 1.0) -> dict[str, float]:
+    """:func:`learning_time`, :func:`dw_norm`, :func:`mean_gradient_norm` and
+    :func:`shuffle_loss` by the reduced ODE, all from one integration (large N, or the
+    instance model of ``network``); parameters as in :func:`learning_time`.
+
+    Examples
+    --------
+    >>> import linrnn_theory as lt
+    >>> net = lt.init_network(N=128, g=0.6, seed=0)
+    >>> obs = all_observables(target=1.0, network=net)
+    >>> sorted(obs) == sorted(["learning_time", "dw_norm", "mean_gradient_norm",
+    ...                        "shuffle_loss"])
+    True
+    >>> obs["dw_norm"] == dw_norm(target=1.0, network=net)
+    True
+    """
+    _, st = _dispatch(g, target, rel_loss, "ode", 3, network, input_amp)
+    return {name: f(st) for name, f in _FROM_STATE.items()}
 
 
 def outlier_eigenvalue(g: float, target: float, tau, method: str = "ode", order: int = 3
