@@ -15,12 +15,18 @@ compares with ``theory.predict(method="finite_n", N=N)`` and
   (:func:`bootstrap_std_error`; ``z_std.bootstrap``), which is the right one where the
   spread is skewed; there ``frac_within_20pct_or_2se`` also counts a prediction within 2
   bootstrap standard errors;
-* **spread of the learning time** (first ``tau`` with loss below 5 % of the network's own
-  initial loss, log-linear interpolation between epochs): predicted against measured
-  standard deviation, and the means;
+* **spread of the learning time**, predicted against measured standard deviation, and
+  the means, in both conventions of :func:`~linrnn_theory.theory.finite_n.learning_time_spread`:
+  the first ``tau`` with loss below 5 % of ``z_hat^2 / 2`` (the paper's, ``learning_time``)
+  and below 5 % of the network's own initial loss (``learning_time_own``); log-linear
+  interpolation between epochs;
 * **bias of the mean**: at the epochs where the large-N readout (``method="ode"``) misses
   the seed mean by more than 3 standard errors, the largest gap of the large-N and of the
   finite-N mean;
+* **slow networks**: the fraction of networks whose learning time (paper convention)
+  exceeds ``SLOW_FACTOR`` times the large-N one, against
+  :func:`~linrnn_theory.theory.finite_n.slow_fraction` (a run that never learned counts
+  as slow);
 * runs that diverge (near ``g = 1`` at large targets) are left out and counted;
 * the validity verdict of the theory (:func:`linrnn_theory.theory.finite_n.validity`) and
   the cost of a finite-N prediction relative to the large-N one (same ``tau``).
@@ -30,7 +36,8 @@ Output (``--out``, JSON): ``{"settings": {...}, "points": [{"N", "g", "target", 
 "rate_spread", "edge_ratio", "z_std": {"resolved", "max_rel_err", "frac_within_20pct", "rel_err_median", "bootstrap":
 {"resolved", "frac_within_20pct", "frac_within_20pct_or_2se"}}, "learning_time":
 {"measured_mean", "measured_std", "measured_std_se", "predicted_mean", "predicted_std",
-"std_rel_err", "large_n"}, "mean_gap": {"resolved", "large_n_max", "finite_n_max",
+"std_rel_err", "large_n"}, "learning_time_own": {the same}, "slow_fraction": {"factor", "measured",
+"predicted"}, "mean_gap": {"resolved", "large_n_max", "finite_n_max",
 "ratio"}, "cost_ratio", "seconds"}, ...]}``; ``rel_err`` = predicted / measured - 1.
 
 Run: ``python validation/finite_n_vs_simulation.py --N 256 1024 --g 0 0.3 0.6 0.8
@@ -49,10 +56,13 @@ import numpy as np
 
 import linrnn_theory as lt
 from linrnn_theory import theory
-from linrnn_theory.theory.finite_n import learning_time_spread, passage_times, validity
+from linrnn_theory.theory.finite_n import (learning_time_spread, passage_times,
+                                           slow_fraction, validity)
 from linrnn_theory.theory.traces import beta_of
 
 REL_LOSS = 0.05
+#: A network is "slow" when its learning time exceeds this factor times the large-N one.
+SLOW_FACTOR = 1.5
 #: Spreads below this fraction of ``z_hat`` (the tail of convergence) are not compared.
 FLOOR = 1e-3
 
@@ -131,10 +141,18 @@ def compare(N: int, g: float, target: float, seeds: int, h: float,
     gap_large = np.abs(large.readout - Z.mean(axis=0))
     gap_fin = np.abs(pred.readout - Z.mean(axis=0))
     gaps = gap_large > 3.0 * sem
-    t_mean, t_std = learning_time_spread(g, target, N, REL_LOSS)
     check = validity(g, N)
-    finite = np.isfinite(T)
-    Tm, Ts = float(np.mean(T[finite])), float(np.std(T[finite], ddof=1))
+    loss = 0.5 * (target - Z) ** 2
+    T_paper = np.array([passage_times(tau, L, np.array([REL_LOSS * 0.5 * target ** 2 / L[0]]))[0]
+                        for L in loss])
+    t_large = theory.learning_time(g, target, REL_LOSS)
+    slow = {"factor": SLOW_FACTOR,
+            "measured": float(np.mean(~(T_paper <= SLOW_FACTOR * t_large))),
+            "predicted": slow_fraction(g, target, N, SLOW_FACTOR, REL_LOSS)}
+    learning = {name: _learning_time_entry(times, *learning_time_spread(
+                    g, target, N, REL_LOSS, own_initial_loss=own), g, target)
+                for name, times, own in (("learning_time", T_paper, False),
+                                         ("learning_time_own", T, True))}
     return {
         "N": N, "g": g, "target": target, "seeds": n, "excluded": seeds - n, "lr": lr,
         "epochs": epochs,
@@ -152,12 +170,8 @@ def compare(N: int, g: float, target: float, seeds: int, h: float,
                       if rel_b.size else None,
                       "frac_within_20pct_or_2se": float(np.mean(within_b))
                       if rel_b.size else None}},
-        "learning_time": {"measured_mean": Tm, "measured_std": Ts,
-                          "measured_std_se": Ts / np.sqrt(2.0 * (finite.sum() - 1)),
-                          "not_learned": int((~finite).sum()),
-                          "predicted_mean": t_mean, "predicted_std": t_std,
-                          "std_rel_err": t_std / Ts - 1.0,
-                          "large_n": theory.learning_time(g, target, REL_LOSS)},
+        **learning,
+        "slow_fraction": slow,
         "mean_gap": {"resolved": int(gaps.sum()),
                      "large_n_max": float(gap_large[gaps].max()) if gaps.any() else None,
                      "finite_n_max": float(gap_fin[gaps].max()) if gaps.any() else None,
@@ -166,6 +180,18 @@ def compare(N: int, g: float, target: float, seeds: int, h: float,
         "cost_ratio": (t2 - t1) / max(t3 - t2, 1e-9),
         "seconds": {"simulation": t1 - t0, "finite_n": t2 - t1, "large_n": t3 - t2},
     }
+
+
+def _learning_time_entry(T: np.ndarray, t_mean: float, t_std: float, g: float,
+                         target: float) -> dict:
+    """Measured against predicted learning-time statistics of one convention."""
+    finite = np.isfinite(T)
+    Tm, Ts = float(np.mean(T[finite])), float(np.std(T[finite], ddof=1))
+    return {"measured_mean": Tm, "measured_std": Ts,
+            "measured_std_se": Ts / np.sqrt(2.0 * (finite.sum() - 1)),
+            "not_learned": int((~finite).sum()), "predicted_mean": t_mean,
+            "predicted_std": t_std, "std_rel_err": t_std / Ts - 1.0,
+            "large_n": theory.learning_time(g, target, REL_LOSS)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = compare(N, g, target, args.seeds, args.h, args.runs)
                 points.append(r)
                 zs, lt_, mg = r["z_std"], r["learning_time"], r["mean_gap"]
+                own = r["learning_time_own"]
                 print(f"N={N:5d} g={g:.2f} z^={target:.1f} [{'ok' if r['verdict_ok'] else 'FLAGGED'}]"
                       f" z-std: {zs['resolved']} resolved, max err "
                       f"{zs['max_rel_err'] if zs['max_rel_err'] is None else round(100 * zs['max_rel_err'])} %,"
@@ -197,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{zs['bootstrap']['resolved']} resolved, "
                       f"{100 * (zs['bootstrap']['frac_within_20pct'] or 0):.0f} %, or 2 se "
                       f"{100 * (zs['bootstrap']['frac_within_20pct_or_2se'] or 0):.0f} %); T-std err "
-                      f"{100 * lt_['std_rel_err']:+.0f} % (se {100 * lt_['measured_std_se'] / lt_['measured_std']:.0f} %);"
+                      f"{100 * lt_['std_rel_err']:+.0f} % (se {100 * lt_['measured_std_se'] / lt_['measured_std']:.0f} %),"
+                      f" own-L0 convention {100 * own['std_rel_err']:+.0f} %;"
+                      f" slow {100 * r['slow_fraction']['measured']:.0f} % (predicted "
+                      f"{100 * r['slow_fraction']['predicted']:.0f} %);"
                       f" mean gap ratio {mg['ratio'] if mg['ratio'] is None else round(mg['ratio'], 2)};"
                       f" cost x{r['cost_ratio']:.1f}", flush=True)
     result = {"settings": {"h": args.h, "seeds": args.seeds, "rel_loss": REL_LOSS},

@@ -60,7 +60,7 @@ from .traces import moments
 
 __all__ = ["Quadrature", "quadrature", "surrogate_network", "fluctuation_modes",
            "Validity", "validity", "VALIDITY_THRESHOLD", "passage_times", "expand",
-           "observables_spread", "SPREAD_OBSERVABLES",
+           "observables_spread", "SPREAD_OBSERVABLES", "slow_fraction",
            "learning_time_spread", "FiniteNMethod"]
 
 #: Largest predicted relative fluctuation (of the linearised learning rate, or of the bulk
@@ -667,6 +667,36 @@ def learning_time_spread(g: float, target: float, N: int, rel_loss: float = 0.05
     """
     return observables_spread(g, target, N, rel_loss, input_amp,
                               own_initial_loss=own_initial_loss)["learning_time"]
+
+
+def slow_fraction(g: float, target: float, N: int, factor: float = 1.5,
+                  rel_loss: float = 0.05, input_amp: float = 1.0) -> float:
+    """Predicted fraction of networks of size ``N`` whose learning time exceeds ``factor``
+    times the large-N one, from the log-normal law of :func:`learning_time_spread`.
+
+    Where :func:`validity` flags ``(g, N)`` the slow networks come from the spectrum of
+    ``W0`` itself, which the expansion does not contain: the prediction is then a lower
+    bound at best (``validation/finite_n_vs_simulation.py`` measures both).
+
+    Examples
+    --------
+    >>> f = [slow_fraction(0.8, 1.0, N) for N in (1024, 4096)]
+    >>> bool(f[0] > f[1] > 0)
+    True
+    """
+    from scipy.stats import norm
+
+    from .observables import learning_time
+
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got {factor}")
+    mean, std = learning_time_spread(g, target, N, rel_loss, input_amp)
+    s2 = float(np.log1p((std / mean) ** 2))
+    median = mean / np.sqrt(1.0 + (std / mean) ** 2)
+    t_large = learning_time(g, target, rel_loss, input_amp=input_amp)
+    if s2 == 0.0:
+        return float(factor * t_large < median)
+    return float(norm.sf(np.log(factor * t_large / median) / np.sqrt(s2)))
 
 
 def _log_normal(median: float, s: float) -> tuple[float, float]:

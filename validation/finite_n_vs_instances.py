@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+r"""The finite-N theory against the exact gradient flows of many sampled networks.
+
+For each size ``N``, gain ``g`` and target ``z_hat`` this draws ``--seeds`` networks
+(``lt.init_network(N, g, seed)``, seeds ``0 .. seeds-1``) and computes each one's own
+reduced ODE (the instance model, :func:`linrnn_theory.theory.instance.instance_model`:
+the exact fixed-point gradient flow of that network, to the depth convergence 1e-9):
+
+* its learning time (first ``tau`` with loss below 5 % of ``z_hat^2 / 2``),
+  ``|Delta W|_F`` and the mean gradient norm there
+  (:func:`linrnn_theory.theory.all_observables` with ``network``);
+* its readout ``z(tau)`` on a grid of ``--n-tau`` times up to three large-N learning times
+  (:func:`linrnn_theory.theory.predict` with ``method="instance"``).
+
+These are compared with the finite-N theory at the same ``N``
+(:func:`linrnn_theory.theory.finite_n.observables_spread`; ``theory.predict(
+method="finite_n", N=N)``): the standard deviation over the networks of each observable
+(with the standard error ``s / sqrt(2 (n - 1))`` and a bootstrap one), the means, and the
+standard deviation of ``z(tau)`` at every time where it is resolved (above 3 of its
+standard errors and ``FLOOR * |z_hat|``). Unlike
+``validation/finite_n_vs_simulation.py`` no gradient descent is run, which makes
+``N = 4096`` affordable: the comparison is with the gradient flow, the limit of small
+steps.
+
+Output (``--out``, JSON): ``{"settings": {...}, "points": [{"N", "g", "target", "seeds",
+"verdict_ok", "verdict", "observables": {name: {"measured_mean", "measured_std",
+"measured_std_se", "bootstrap_se", "predicted_mean", "predicted_std", "std_rel_err"}},
+"z_std": {"resolved", "frac_within_20pct", "max_rel_err", "rel_err_median"}, "seconds":
+{"instances", "finite_n"}}, ...]}``; ``rel_err`` = predicted / measured - 1.
+
+Run: ``python validation/finite_n_vs_instances.py --N 256 1024 --seeds 64`` and
+``python validation/finite_n_vs_instances.py --N 4096 --seeds 32``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import linrnn_theory as lt
+from linrnn_theory import theory
+from linrnn_theory.theory.finite_n import SPREAD_OBSERVABLES, observables_spread, validity
+
+REL_LOSS = 0.05
+#: Spreads of ``z`` below this fraction of ``z_hat`` (the tail of convergence) are not
+#: compared.
+FLOOR = 1e-3
+
+
+def _bootstrap_se(x: np.ndarray, n_boot: int = 400, seed: int = 0) -> np.ndarray:
+    """Standard error of the standard deviation over axis 0, by bootstrap over networks."""
+    rng = np.random.default_rng(seed)
+    n = x.shape[0]
+    return np.array([x[rng.integers(0, n, n)].std(axis=0, ddof=1)
+                     for _ in range(n_boot)]).std(axis=0, ddof=1)
+
+
+def compare(N: int, g: float, targets: list[float], seeds: int, n_tau: int) -> list[dict]:
+    """The points of one ``(N, g)`` for every target (each network is drawn once)."""
+    taus = {z: np.linspace(0.0, 3.0 * theory.learning_time(g, z, REL_LOSS), n_tau)
+            for z in targets}
+    obs = {z: [] for z in targets}
+    Z = {z: [] for z in targets}
+    t0 = time.perf_counter()
+    for s in range(seeds):
+        net = lt.init_network(N=N, g=g, seed=s)
+        for z in targets:
+            o = theory.all_observables(target=z, network=net, rel_loss=REL_LOSS)
+            obs[z].append([o[k] for k in SPREAD_OBSERVABLES])
+            Z[z].append(theory.predict(network=net, target=z, tau=taus[z], method="instance",
+                                       outlier=False, grad_norm=False).readout)
+    t_inst = (time.perf_counter() - t0) / len(targets)
+    check = validity(g, N)
+    out = []
+    for z in targets:
+        t1 = time.perf_counter()
+        pred = observables_spread(g, z, N, REL_LOSS)
+        fin = theory.predict(g=g, target=z, tau=taus[z], method="finite_n", N=N,
+                             outlier=False, grad_norm=False)
+        t_fin = time.perf_counter() - t1
+        X, Zs = np.array(obs[z]), np.array(Z[z])
+        n = X.shape[0]
+        sd, se_b = X.std(axis=0, ddof=1), _bootstrap_se(X)
+        entry = {}
+        for j, k in enumerate(SPREAD_OBSERVABLES):
+            m, s = pred[k]
+            entry[k] = {"measured_mean": float(X[:, j].mean()), "measured_std": float(sd[j]),
+                        "measured_std_se": float(sd[j] / np.sqrt(2.0 * (n - 1))),
+                        "bootstrap_se": float(se_b[j]), "predicted_mean": m,
+                        "predicted_std": s, "std_rel_err": s / float(sd[j]) - 1.0}
+        s_z = Zs.std(axis=0, ddof=1)
+        resolved = (s_z > 3.0 * s_z / np.sqrt(2.0 * (n - 1))) & (s_z > FLOOR * abs(z))
+        rel = fin.readout_std[resolved] / s_z[resolved] - 1.0
+        out.append({"N": N, "g": g, "target": z, "seeds": n, "verdict_ok": check.ok,
+                    "verdict": check.message or "ok", "observables": entry,
+                    "z_std": {"resolved": int(resolved.sum()),
+                              "frac_within_20pct": float(np.mean(np.abs(rel) <= 0.2))
+                              if rel.size else None,
+                              "max_rel_err": float(np.max(np.abs(rel))) if rel.size else None,
+                              "rel_err_median": float(np.median(rel)) if rel.size else None},
+                    "seconds": {"instances": t_inst, "finite_n": t_fin}})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``--help`` lists the options)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--N", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--g", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.8])
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    ap.add_argument("--seeds", type=int, default=64)
+    ap.add_argument("--n-tau", type=int, default=60, help="readout times (default 60)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    args = ap.parse_args(argv)
+    if args.seeds < 8 or args.n_tau < 2:
+        ap.error("--seeds must be >= 8 and --n-tau >= 2")
+    points = []
+    for N in args.N:
+        for g in args.g:
+            for r in compare(N, g, args.targets, args.seeds, args.n_tau):
+                points.append(r)
+                errs = ", ".join(f"{k} {100 * v['std_rel_err']:+.0f} % (se "
+                                 f"{100 * v['measured_std_se'] / v['measured_std']:.0f} %)"
+                                 for k, v in r["observables"].items())
+                zs = r["z_std"]
+                print(f"N={N:5d} g={g:.2f} z^={r['target']:.1f} "
+                      f"[{'ok' if r['verdict_ok'] else 'FLAGGED'}] sd errors: {errs}; z-std "
+                      f"{zs['resolved']} resolved, "
+                      f"{100 * (zs['frac_within_20pct'] or 0):.0f} % within 20 %", flush=True)
+    result = {"settings": {"seeds": args.seeds, "rel_loss": REL_LOSS, "n_tau": args.n_tau},
+              "points": points}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
