@@ -44,17 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-OLD_COMMIT = "9437181"
+from bench_theory import OLD_COMMIT, ROOT, _git  # noqa: E402 (the same old commit and git)
+
 #: Names changed since the old commit (old -> new), applied to the old side's keys.
 RENAMED_KEYS = {"mean_grad_norm": "mean_gradient_norm"}
 #: Status words changed since the old commit (old -> new), applied to old string arrays.
 RENAMED_STATUS = {"completed": "ok"}
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def _run(root: Path, out: Path, args: argparse.Namespace) -> float:

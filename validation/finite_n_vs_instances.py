@@ -22,8 +22,8 @@ standard errors and ``FLOOR * |z_hat|``). Unlike
 ``N = 4096`` affordable: the comparison is with the gradient flow, the limit of small
 steps.
 
-Output (``--out``, JSON): ``{"settings": {...}, "points": [{"N", "g", "target", "seeds",
-"verdict_ok", "verdict", "observables": {name: {"measured_mean", "measured_std",
+Output (``--out``, JSON): ``{"settings": {...}, "points": [{"N", "g", "target", "seeds" (networks
+compared), "excluded" ([{"seed", "reason"}]: no learning time), "verdict_ok", "verdict", "observables": {name: {"measured_mean", "measured_std",
 "measured_std_se", "bootstrap_se", "predicted_mean", "predicted_std", "std_rel_err"}},
 "z_std": {"resolved", "frac_within_20pct", "max_rel_err", "rel_err_median"}, "seconds":
 {"instances", "finite_n"}}, ...]}``; ``rel_err`` = predicted / measured - 1.
@@ -35,7 +35,6 @@ Run: ``python validation/finite_n_vs_instances.py --N 256 1024 --seeds 64`` and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import linrnn_theory as lt
+from linrnn_theory._io import atomic_write_json
 from linrnn_theory import theory
 from linrnn_theory.theory.finite_n import SPREAD_OBSERVABLES, observables_spread, validity
 
@@ -66,14 +66,22 @@ def compare(N: int, g: float, targets: list[float], seeds: int, n_tau: int) -> l
             for z in targets}
     obs = {z: [] for z in targets}
     Z = {z: [] for z in targets}
+    excluded: dict[float, list] = {z: [] for z in targets}
     t0 = time.perf_counter()
     for s in range(seeds):
         net = lt.init_network(N=N, g=g, seed=s)
         for z in targets:
-            o = theory.all_observables(target=z, network=net, rel_loss=REL_LOSS)
+            # a network whose flow loses its fixed point (near g = 1, large targets) or is
+            # unstable from the start has no learning time: left out and counted
+            try:
+                o = theory.all_observables(target=z, network=net, rel_loss=REL_LOSS)
+                zs = theory.predict(network=net, target=z, tau=taus[z], method="instance",
+                                    outlier=False, grad_norm=False).readout
+            except (RuntimeError, ValueError) as exc:
+                excluded[z].append({"seed": s, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
             obs[z].append([o[k] for k in SPREAD_OBSERVABLES])
-            Z[z].append(theory.predict(network=net, target=z, tau=taus[z], method="instance",
-                                       outlier=False, grad_norm=False).readout)
+            Z[z].append(zs)
     t_inst = (time.perf_counter() - t0) / len(targets)
     check = validity(g, N)
     out = []
@@ -96,7 +104,8 @@ def compare(N: int, g: float, targets: list[float], seeds: int, n_tau: int) -> l
         s_z = Zs.std(axis=0, ddof=1)
         resolved = (s_z > 3.0 * s_z / np.sqrt(2.0 * (n - 1))) & (s_z > FLOOR * abs(z))
         rel = fin.readout_std[resolved] / s_z[resolved] - 1.0
-        out.append({"N": N, "g": g, "target": z, "seeds": n, "verdict_ok": check.ok,
+        out.append({"N": N, "g": g, "target": z, "seeds": n, "excluded": excluded[z],
+                    "verdict_ok": check.ok,
                     "verdict": check.message or "ok", "observables": entry,
                     "z_std": {"resolved": int(resolved.sum()),
                               "frac_within_20pct": float(np.mean(np.abs(rel) <= 0.2))
@@ -135,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"settings": {"seeds": args.seeds, "rel_loss": REL_LOSS, "n_tau": args.n_tau},
               "points": points}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(args.out)
-        print(f"wrote {args.out}")
+        print(f"wrote {atomic_write_json(args.out, result)}")
     return 0
 
 

@@ -47,7 +47,6 @@ Run: ``python validation/finite_n_vs_simulation.py --N 256 1024 --g 0 0.3 0.6 0.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 import linrnn_theory as lt
+from linrnn_theory._io import atomic_write_json
 from linrnn_theory import theory
 from linrnn_theory.theory.finite_n import (learning_time_spread, passage_times,
                                            slow_fraction, validity)
@@ -233,11 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"settings": {"h": args.h, "seeds": args.seeds, "rel_loss": REL_LOSS},
               "points": points}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(args.out)
-        print(f"wrote {args.out}")
+        print(f"wrote {atomic_write_json(args.out, result)}")
     return 0
 
 

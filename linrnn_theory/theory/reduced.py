@@ -571,8 +571,8 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
 def _convergence_times(sol, flat: np.ndarray, dims: tuple[int, int, int], batch: tuple,
                        targets: np.ndarray, thr: np.ndarray) -> np.ndarray:
     """First time each model of a joint run has ``|z_hat - z| <= thr`` (``inf`` if never):
-    the first step point below, refined on the dense output."""
-    from scipy.optimize import brentq
+    the first step point below, refined on the dense output for all models at once
+    (:func:`_bracketed_roots`, to four ulps as :func:`scipy.optimize.brentq` would)."""
     K, P, Q = dims
     A, r_w, r_m, s0, symmetric = batch
     n = flat.size
@@ -582,21 +582,26 @@ def _convergence_times(sol, flat: np.ndarray, dims: tuple[int, int, int], batch:
     z = reduced_readouts(Cs, A, r_w, r_m, s0, symmetric)[0]
     below = np.abs(targets - z) - thr <= 0                   # (steps, K)
     out = np.full(K, np.inf)
-    buf = np.zeros(K * P * Q)
-    for k in np.nonzero(below.any(axis=0))[0]:
-        j = int(np.argmax(below[:, k]))
-        if j == 0:
-            out[k] = float(sol.t[0])
-            continue
+    hit = np.nonzero(below.any(axis=0))[0]
+    j = np.argmax(below[:, hit], axis=0)
+    at_start = j == 0
+    out[hit[at_start]] = float(sol.t[0])
+    ks, j = hit[~at_start], j[~at_start]
+    if not ks.size:
+        return out
 
-        def f(t: float, k: int = k) -> float:
-            buf[flat] = sol.sol(t)[:n]
-            zk = reduced_readouts(buf.reshape(K, P, Q)[k], A[k], r_w[k], r_m[k], s0[k],
-                                  symmetric)[0]
-            return float(abs(targets[k] - zk) - thr[k])
+    def f(t: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        k = ks[rows]
+        buf = np.zeros((t.size, K * P * Q))
+        buf[:, flat] = sol.sol(t)[:n].T
+        C = buf.reshape(t.size, K, P, Q)[np.arange(t.size), k]
+        zk = reduced_readouts(C, A[k], r_w[k], r_m[k], s0[k], symmetric)[0]
+        return np.abs(targets[k] - zk) - thr[k]
 
-        out[k] = brentq(f, float(sol.t[j - 1]), float(sol.t[j]),
-                        xtol=4 * np.finfo(float).eps, rtol=4 * np.finfo(float).eps)
+    a, b = sol.t[j - 1], sol.t[j]
+    rows = np.arange(ks.size)
+    eps4 = 4 * np.finfo(float).eps
+    out[ks] = _bracketed_roots(f, a, b, f(a, rows), f(b, rows), rows, xtol=eps4, rtol=eps4)
     return out
 
 
