@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="worker processes of each run (default: number of cores)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per side (default 1)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="copy the new side's output folder (figures, data, report) here")
     ap.add_argument("--out", default=str(ROOT / "validation" / "results" /
                                          "bench_reproduce.json"), help="output JSON")
     args = ap.parse_args(argv)
@@ -149,10 +152,14 @@ def main(argv: list[str] | None = None) -> int:
                     times.append(_run(root, out, args))
                     print(f"{side} run {r + 1}: {times[-1]:.1f} s", flush=True)
             diff = compare(tmp / "old_0", tmp / "new_0")
+            if args.keep is not None:
+                shutil.copytree(tmp / "new_0", args.keep, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("cache"))
         finally:
             _git("worktree", "remove", "--force", str(wt))
     result = {"schema": "linrnn-theory/bench-reproduce/1", "old_commit": args.old,
-              "new_commit": new_commit, "settings": vars(args),
+              "new_commit": new_commit, "settings": {k: str(v) if isinstance(v, Path) else v
+                                                 for k, v in vars(args).items()},
               "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()},
               "load_before": load_before, "load_after": os.getloadavg()[0],
