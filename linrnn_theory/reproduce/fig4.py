@@ -208,12 +208,20 @@ class Fig4(Figure):
         return _measure(params, *train_run(params, stop_rel_loss=params["conv_rel"]))
 
     def batch_label(self, params: dict) -> str:
-        """The networks of one g train together (:func:`~.fig3.linear_batch_label`)."""
+        """The networks of one g train together (:func:`~.fig3.linear_batch_label`); the
+        four theory tasks of one (g, target) run together, so that the finite-N expansion
+        they share (:func:`linrnn_theory.theory.finite_n.observables_spread`, cached) is
+        computed once."""
+        if params["kind"] == "theory":
+            from ..sweep.cache import canonical_json
+            return canonical_json({k: v for k, v in params.items() if k != "quantity"})
         return linear_batch_label(params)
 
     def run_batch(self, params: list[dict]) -> list[dict]:
         """:meth:`simulate` of a batch of ``"sim"`` tasks, trained in one
-        :func:`~.fig3.train_runs`."""
+        :func:`~.fig3.train_runs`; theory tasks one after the other in this process."""
+        if params[0]["kind"] == "theory":
+            return [self.theory(p) for p in params]
         runs = train_runs(params, stop_rel_loss=params[0]["conv_rel"])
         return [_measure(p, res, parts) for p, (res, parts) in zip(params, runs)]
 
