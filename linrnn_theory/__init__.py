@@ -13,7 +13,7 @@ Quick tour
 'ok'
 """
 
-from .analysis import delta_singular_values, shuffle_loss, truncation_losses
+from .analysis import delta_singular_values, shuffle_loss, step_rate, truncation_losses
 from .gradient import gradient, loss
 from .network import Network, init_network
 from .task import CosineTask, FixedPointTask, Task
@@ -27,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Network", "init_network", "Task", "FixedPointTask", "CosineTask", "gradient", "loss", "train", "TrainResult",
     "LearningTrajectory", "Status", "trajectory",
-    "shuffle_loss", "truncation_losses", "delta_singular_values", "__version__",
+    "shuffle_loss", "truncation_losses", "delta_singular_values", "step_rate", "__version__",
 ]

@@ -1,4 +1,5 @@
-"""Analyses of a trained network: shuffled initial connectivity, rank truncation of ``Delta W``."""
+"""Analyses of a trained network: shuffled initial connectivity, rank truncation of
+``Delta W``, and whether its descent was gradient flow (the step rate)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .gradient import loss as _loss
 from .network import Network
 from .task import FixedPointTask
 
-__all__ = ["shuffle_loss", "truncation_losses", "delta_singular_values"]
+__all__ = ["shuffle_loss", "truncation_losses", "delta_singular_values", "step_rate"]
 
 
 def delta_singular_values(W, net: Network, k: int | None = None) -> np.ndarray:
@@ -119,3 +120,65 @@ def truncation_losses(W, net: Network, task: FixedPointTask, ranks: Iterable[int
         r = min(r, net.N)
         out[i] = _loss(net.W0 + (U[:, :r] * s[:r]) @ Vt[:r], net, task, mode)
     return out
+
+
+def step_rate(readout, target: float, floor: float = 1e-4) -> float:
+    r"""Largest relative approach to the target in one step of a learning curve.
+
+    On the fixed-point task (one readout, loss ``(z_hat - z)^2 / 2``) a gradient flow
+    approaches its target monotonically, ``dz/dtau = (z_hat - z) |dz/dW|^2``, so over one
+    step of ``dtau`` the distance ``d = z_hat - z`` shrinks by the factor ``exp(-r)``, with
+    the step rate ``r`` the integral of ``|dz/dW|^2`` over the step. Gradient descent with
+    the same step multiplies it by ``1 - r`` instead: it is flow to a relative error of
+    about ``r / 2`` in the rate while ``r`` is small, it overshoots (crosses the target,
+    where a flow never can) once ``r > 1`` and oscillates once ``r > 2``. This returns
+    ``max_e -log(d[e + 1] / d[e])`` over the epochs with ``|d[e]| > floor * |z_hat|``
+    (below that is convergence to rounding), ``inf`` where the curve crosses the target.
+
+    Parameters
+    ----------
+    readout : (n,) array_like
+        Readout ``z`` at each epoch of one run (``TrainResult.readout``).
+    target : float
+        Its target ``z_hat`` (non-zero).
+    floor : float
+        Distances below ``floor * |target|`` are not looked at.
+
+    Returns
+    -------
+    float
+        The largest step rate, ``0`` if no step is looked at.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is zero or not finite, or ``readout`` is not a 1-d array.
+
+    Examples
+    --------
+    >>> import numpy as np, linrnn_theory as lt
+    >>> tau = 0.01 * np.arange(200)
+    >>> round(lt.step_rate(1.0 - np.exp(-3.0 * tau), 1.0), 6)   # a flow: rate * step
+    0.03
+    >>> lt.step_rate([0.0, 0.6, 1.1, 0.95, 1.01], 1.0)   # crosses the target
+    inf
+    >>> net = lt.init_network(N=64, g=0.6, seed=0)
+    >>> run = lt.train(net, lt.FixedPointTask(target=2.0), lr=0.01, epochs=200,
+    ...                mode="fixed_point")
+    >>> lt.step_rate(run.readout, 2.0) > 0.1   # late in learning: not flow at this lr
+    True
+    """
+    z = np.asarray(readout, dtype=float)
+    if z.ndim != 1:
+        raise ValueError(f"readout must be a 1-d array, got shape {z.shape}")
+    if not np.isfinite(target) or target == 0:
+        raise ValueError(f"target must be finite and non-zero, got {target}")
+    d = target - z
+    looked = np.abs(d[:-1]) > floor * abs(target)
+    if not looked.any():
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = d[1:][looked] / d[:-1][looked]
+    if np.any(q <= 0.0):
+        return float("inf")
+    return float(np.max(-np.log(q)))

@@ -312,3 +312,44 @@ def test_cli_predicts_finite_n(tmp_path):
     assert doc["method"] == "finite_n" and len(doc["readout_std"]) == 4
     assert main(["predict", "--g", "0.6", "--target", "1", "--method", "ode", "--N", "256",
                  "--tau-max", "0.3"]) == 2
+
+
+def test_sample_readout_std_at_the_start_is_the_chi_law():
+    """At tau = 0 the readout is the Gaussian w^T R m, so the sample variance of n networks
+    is sigma^2 chi^2_{n-1} / (n - 1) exactly: the quantiles drawn from the law match it."""
+    from scipy.stats import chi2
+
+    n, q = 16, np.array([0.1, 0.5, 0.9])
+    tau = np.array([0.0, 0.05])
+    got = fn.sample_readout_std(0.6, 1.0, tau, 1024, n, draws=4000, quantiles=q, seed=3)
+    sigma = theory.predict(g=0.6, target=1.0, tau=tau, method="finite_n",
+                           N=1024).readout_std[0]
+    exact = sigma * np.sqrt(chi2.ppf(q, n - 1) / (n - 1))
+    # sampling error of a quantile of 4000 draws: about 1.5 % here
+    np.testing.assert_allclose(got[:, 0], exact, rtol=0.03)
+    assert got.shape == (3, 2)
+    # the same seed gives the same draws, another seed other draws
+    again = fn.sample_readout_std(0.6, 1.0, tau, 1024, n, draws=50, seed=1)
+    np.testing.assert_array_equal(
+        again, fn.sample_readout_std(0.6, 1.0, tau, 1024, n, draws=50, seed=1))
+    assert not np.array_equal(
+        again, fn.sample_readout_std(0.6, 1.0, tau, 1024, n, draws=50, seed=2))
+
+
+def test_sample_readout_std_of_a_large_sample_is_the_population_std():
+    tau = np.linspace(0.0, 0.2, 9)           # before the tail of convergence
+    med = fn.sample_readout_std(0.6, 1.0, tau, 1024, 4000, draws=5, quantiles=[0.5])[0]
+    pop = theory.predict(g=0.6, target=1.0, tau=tau, method="finite_n",
+                         N=1024).readout_std
+    # relative standard error of a standard deviation over 4000 networks: 1.1 %
+    np.testing.assert_allclose(med, pop, rtol=0.03)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"networks": 1}, "networks"), ({"draws": 1}, "draws"), ({"N": 1}, "N"),
+    ({"quantiles": [1.5]}, "quantiles"), ({"g": 1.0}, "g"), ({"input_amp": 0.0}, "input_amp"),
+    ({"tau": [0.2, 0.1]}, "tau")])
+def test_sample_readout_std_checks_its_arguments(kwargs, name):
+    args = {"g": 0.5, "target": 1.0, "tau": [0.0, 0.1], "N": 256, "networks": 8, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        fn.sample_readout_std(**args)

@@ -52,8 +52,9 @@ from ..network import Network
 from ..trajectory import Status
 from .instance import instance_model
 from .large_n import large_n_model
+from .._checks import check_finite_scalar, check_int
 from .methods import (Request, TheoryMethod, _check_large_n, _reduced_prediction,
-                      get_method, register_method, solve)
+                      check_tau, get_method, register_method, solve)
 from .reduced import integrate_many
 from .result import Prediction
 from .traces import moments
@@ -61,7 +62,7 @@ from .traces import moments
 __all__ = ["Quadrature", "quadrature", "surrogate_network", "fluctuation_modes",
            "Validity", "validity", "VALIDITY_THRESHOLD", "passage_times", "expand",
            "observables_spread", "SPREAD_OBSERVABLES", "slow_fraction",
-           "learning_time_spread", "FiniteNMethod"]
+           "learning_time_spread", "FiniteNMethod", "PassageLaw", "sample_readout_std"]
 
 #: Largest predicted relative fluctuation (of the linearised learning rate, or of the bulk
 #: edge against its gap to 1) for which the expansion is trusted: the neglected next
@@ -433,20 +434,43 @@ def passage_times(u: np.ndarray, loss: np.ndarray, levels: np.ndarray,
     return out
 
 
-def _passage_stats(u: np.ndarray, F: np.ndarray, steps: np.ndarray, tau: np.ndarray,
-                   target: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the readout and the loss from the passage times.
+@dataclass(frozen=True)
+class PassageLaw:
+    """Law over networks of size ``N`` of the learning curves, in passage times.
 
     A flow's loss decreases monotonically, so ``z(tau) = z_hat - (z_hat - z_0) r^{1/2}``
     with ``r = L(tau)/L_0``, and ``r(tau) <= rho`` exactly when the passage time
-    ``T(rho) <= tau``. For every level ``rho``, ``y = log T(rho)`` and ``z_0`` are expanded
-    to first order in the modes, so ``(z_0, y)`` is Gaussian. With
-    ``y = E[y | z_0] + sd(y | z_0) zeta`` (one standard normal ``zeta`` for all levels,
-    which leaves every level's law as it is) each pair ``(z_0, zeta)`` is one learning
-    curve ``r(tau)``, read off by interpolation in ``logit rho``; a two-dimensional
-    Gauss-Hermite quadrature averages over them. Returns ``(mean, std)``, each
-    ``(len(tau), 2)``: readout, loss.
+    ``T(rho) <= tau``. For every level ``rho`` (``logit``: ``logit rho``, decreasing),
+    ``y = log T(rho)`` and ``z_0`` are expanded to first order in the fluctuation modes,
+    so ``(z_0, y)`` is Gaussian: ``z_0 = z0_mean + z0_std xi`` and
+    ``y = log_time + slope z0_std xi + cond_std zeta``, with ``xi`` and ``zeta``
+    independent standard normals, one ``zeta`` for all levels (which leaves every level's
+    law as it is). Each pair ``(xi, zeta)`` is one learning curve (:meth:`curve`).
+    Times are those of the unit-amplitude flow.
     """
+
+    logit: np.ndarray
+    log_time: np.ndarray
+    slope: np.ndarray
+    cond_std: np.ndarray
+    z0_mean: float
+    z0_std: float
+    target: float
+
+    def curve(self, xi: float, zeta: float, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Readout and loss at ``tau`` of the network ``(xi, zeta)``."""
+        z0 = self.z0_mean + self.z0_std * xi
+        e0 = self.target - z0
+        curve = np.maximum.accumulate(self.log_time + self.slope * self.z0_std * xi
+                                      + self.cond_std * zeta)
+        r = expit(np.interp(np.log(np.maximum(tau, 1e-300)), curve, self.logit))
+        r[tau <= 0] = 1.0
+        return self.target - e0 * np.sqrt(r), 0.5 * e0 * e0 * r
+
+
+def _passage_law(u: np.ndarray, F: np.ndarray, steps: np.ndarray,
+                 target: float) -> PassageLaw:
+    """:class:`PassageLaw` of the surrogate curves ``F`` (as in :func:`expand`)."""
     levels = _PASSAGE_LEVELS
     times = np.array([passage_times(u, f[:, 1], levels,
                                     rate=f[:, 2] ** 2 if np.all(np.isfinite(f[:, 2]))
@@ -454,27 +478,27 @@ def _passage_stats(u: np.ndarray, F: np.ndarray, steps: np.ndarray, tau: np.ndar
     ok = np.all(np.isfinite(times) & (times > 0), axis=0)
     v, y = _PASSAGE_LOGIT[ok], np.log(times[:, ok])
     a = (y[1::2] - y[2::2]) / (2.0 * steps[:, None])                     # (K, n_lev)
-    y_mean = y[0]
     dz = (F[1::2, 0, 0] - F[2::2, 0, 0]) / (2.0 * steps)
-    z00 = F[0, 0, 0]
     sz = float(np.sqrt(dz @ dz))
     cov = dz @ a
     var_y = np.sum(a * a, axis=0)
     slope = cov / (sz * sz) if sz > 0 else np.zeros_like(cov)
     csd = np.sqrt(np.maximum(var_y - cov * slope, 0.0))
+    return PassageLaw(logit=v, log_time=y[0], slope=slope, cond_std=csd,
+                      z0_mean=float(F[0, 0, 0]), z0_std=sz, target=float(target))
+
+
+def _passage_stats(law: PassageLaw, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the readout and the loss under ``law``: a
+    two-dimensional Gauss-Hermite quadrature over the curves ``(xi, zeta)``. Returns
+    ``(mean, std)``, each ``(len(tau), 2)``: readout, loss.
+    """
     zeta, w = _HERMITE
     w = w / w.sum()
-    log_tau = np.log(np.maximum(tau, 1e-300))
     moments = np.zeros((4, tau.size))
     for zi, wi in zip(zeta, w):
-        z0 = z00 + sz * zi
-        e0 = target - z0
         for zj, wj in zip(zeta, w):
-            curve = np.maximum.accumulate(y_mean + slope * sz * zi + csd * zj)
-            r = expit(np.interp(log_tau, curve, v))
-            r[tau <= 0] = 1.0
-            z = target - e0 * np.sqrt(r)
-            L = 0.5 * e0 * e0 * r
+            z, L = law.curve(zi, zj, tau)
             moments += wi * wj * np.array([z, z * z, L, L * L])
     mean = np.column_stack([moments[0], moments[2]])
     var = np.column_stack([moments[1] - moments[0] ** 2, moments[3] - moments[2] ** 2])
@@ -510,7 +534,7 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     target : float, optional
         ``z_hat``: if given, columns 0 and 1 are the readout and the loss of a gradient
         flow, and their moments come from the passage times of the loss levels
-        (:func:`_passage_stats`), which follow each network to convergence.
+        (:class:`PassageLaw`), which follow each network to convergence.
     levels : tuple of float
         Loss levels (fractions of the initial loss) whose crossing times are also
         expanded: ``log T_level`` to first order, Gaussian.
@@ -522,8 +546,9 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     dict
         ``"value"`` (the curves at the mean weights, the large-N flow), ``"mean"``,
         ``"std"`` (each ``(n, n_out)``), ``"log_time_std"`` (``|a|``), ``"align_time"``
-        (``T_0``) and ``"crossings"``: for each of ``levels``, the crossing time at the
-        mean weights and the standard deviation of its logarithm.
+        (``T_0``), ``"crossings"``: for each of ``levels``, the crossing time at the
+        mean weights and the standard deviation of its logarithm, and ``"law"``: the
+        :class:`PassageLaw` of the curves (``None`` without ``target``).
 
     Examples
     --------
@@ -574,9 +599,11 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
         second += wj * Fj * Fj
         spread += wj * _interp(x, u, perp)
     std = np.sqrt(np.maximum(second - mean * mean, 0.0) + spread)
+    law = None
     if target is not None:
-        mean[:, :2], std[:, :2] = _passage_stats(u, F, steps, tau, target)
-    return {"value": _interp(tau, u, F0), "mean": mean, "std": std,
+        law = _passage_law(u, F, steps, target)
+        mean[:, :2], std[:, :2] = _passage_stats(law, tau)
+    return {"value": _interp(tau, u, F0), "mean": mean, "std": std, "law": law,
             "log_time_std": sigma, "align_time": T0,
             "crossings": {lev: (float(times[0, j + 1]),
                                 float(np.sqrt(slopes[:, j + 1] @ slopes[:, j + 1])))
@@ -598,14 +625,7 @@ class FiniteNMethod(TheoryMethod):
         N = req.N
         if N is None:
             raise ValueError("N is required for method='finite_n' (the network size)")
-        large = _reduced_prediction(get_method("ode"), req,
-                                    lambda d: large_n_model(req.g, d), req.depth)
-        depth = int(large.params["depth"])
-        quad = quadrature(req.g, depth + 2)
-        check = validity(req.g, N)
-        u = _grid(check.rate_spread, float(req.tt[-1]))
-        r = expand(quad, N, lambda nets, grid: _outputs(nets, req, depth, grid), u, req.tt,
-                   target=req.zt)
+        large, quad, check, r = _expansion(req)
         mean, std = r["mean"], r["std"]
         c, k = req.c, req.n_singular
         status, message = large.status, large.message
@@ -623,6 +643,96 @@ class FiniteNMethod(TheoryMethod):
             singular_values_std=std[:, 3:3 + k], method=self.name, params=params,
             status=status, message=message)
 
+
+
+def _expansion(req: Request) -> tuple[Prediction, Quadrature, Validity, dict]:
+    """The large-N prediction of ``req``, the quadrature and the validity of its
+    expansion, and :func:`expand`'s result for the unit-amplitude flow."""
+    large = _reduced_prediction(get_method("ode"), req,
+                                lambda d: large_n_model(req.g, d), req.depth)
+    depth = int(large.params["depth"])
+    quad = quadrature(req.g, depth + 2)
+    check = validity(req.g, req.N)
+    u = _grid(check.rate_spread, float(req.tt[-1]))
+    r = expand(quad, req.N, lambda nets, grid: _outputs(nets, req, depth, grid), u, req.tt,
+               target=req.zt)
+    return large, quad, check, r
+
+
+def sample_readout_std(g: float, target: float, tau, N: int, networks: int, *,
+                       draws: int = 400, quantiles=(0.1, 0.5, 0.9), seed: int = 0,
+                       input_amp: float = 1.0) -> np.ndarray:
+    """Quantiles of the readout's standard deviation *measured on a sample* of
+    ``networks`` networks of size ``N``, at every ``tau``, under the finite-N law.
+
+    ``predict(method="finite_n").readout_std`` is the standard deviation over all
+    networks. A sample of a few dozen sees little of the tails of the law, and late in
+    learning, when only the slowest networks are still away from the target, the spread
+    lives in those tails: there the sample standard deviation is typically below the
+    population one, and it scatters far more than the Gaussian ``s / sqrt(2 (n - 1))``
+    says (its values at different times, from the same networks, move together). This
+    draws ``draws`` samples of ``networks`` learning curves from the
+    :class:`PassageLaw` of the expansion (``numpy.random.default_rng(seed)``) and returns
+    the quantiles of their standard deviations (``ddof=1``).
+
+    Parameters
+    ----------
+    g : float
+        ``0 <= g < 1``.
+    target : float
+        ``z_hat``.
+    tau : array_like
+        Non-decreasing learning times ``>= 0``.
+    N : int
+        Network size (``>= 2``).
+    networks : int
+        Networks in a sample (``>= 2``).
+    draws : int
+        Number of samples (``>= 2``).
+    quantiles : sequence of float
+        Quantiles in ``[0, 1]``.
+    seed : int
+        Seed of the generator.
+    input_amp : float
+        Input amplitude (non-zero).
+
+    Returns
+    -------
+    (len(quantiles), len(tau)) ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linrnn_theory import theory
+    >>> tau = np.linspace(0.0, 0.3, 31)
+    >>> lo, med, hi = sample_readout_std(0.8, 0.5, tau, 1024, 64, draws=100)
+    >>> pop = theory.predict(g=0.8, target=0.5, tau=tau, method="finite_n", N=1024).readout_std
+    >>> bool(np.all(lo <= med) and np.all(med <= hi))
+    True
+    >>> bool(med[-1] < pop[-1])   # late in learning: a sample misses the slowest networks
+    True
+    """
+    g = _check_large_n("finite_n", g, None)
+    target = check_finite_scalar("target", target)
+    tau = check_tau(tau)
+    N = check_int("N", N, minimum=2)
+    networks = check_int("networks", networks, minimum=2)
+    draws = check_int("draws", draws, minimum=2)
+    c = check_finite_scalar("input_amp", input_amp)
+    if c == 0:
+        raise ValueError("input_amp must be non-zero")
+    q = np.atleast_1d(np.asarray(quantiles, dtype=float))
+    if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q <= 1)):
+        raise ValueError(f"quantiles must be numbers in [0, 1], got {quantiles!r}")
+    req = Request(g=g, target=target, tau=tau, c=c, N=N, n_singular=1, outlier=False)
+    law = _expansion(req)[3]["law"]
+    rng = np.random.default_rng(seed)
+    xi, zeta = rng.standard_normal((2, draws, networks))
+    sd = np.empty((draws, tau.size))
+    for d in range(draws):
+        z = np.array([law.curve(x, y, req.tt)[0] for x, y in zip(xi[d], zeta[d])])
+        sd[d] = abs(c) * z.std(axis=0, ddof=1)
+    return np.quantile(sd, q, axis=0)
 
 
 def _grid(rate_spread: float, t_end: float) -> np.ndarray:
