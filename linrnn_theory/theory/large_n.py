@@ -35,6 +35,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Callable
 
 import mpmath as mp
 import numpy as np
@@ -42,7 +43,7 @@ import numpy as np
 from .reduced import ReducedModel
 from .traces import fixed_moments, fixed_psi_moments, to_fixed
 
-__all__ = ["large_n_model", "outlier_matrices", "LAMBDA_MAX", "clear_cache"]
+__all__ = ["large_n_model", "outlier_matrices", "outlier_terms", "LAMBDA_MAX", "clear_cache"]
 
 #: Upper end of the real interval searched for outlier eigenvalues.
 LAMBDA_MAX = 1.5
@@ -227,13 +228,48 @@ def _chebyshev_sum(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """``sum_j coef[j] T_j(x)`` for a batch ``x`` (``(m,)`` -> ``(m,) + coef.shape[1:]``):
     the ``T_j(x)`` by their recurrence, then one matrix product."""
     n = coef.shape[0]
+    Tx = _chebyshev_values(x, n)
+    return (Tx @ coef.reshape(n, -1)).reshape((x.size,) + coef.shape[1:])
+
+
+def _chebyshev_values(x: np.ndarray, n: int) -> np.ndarray:
+    """``T_j(x)`` for ``j < n``: shape ``(x.size, n)`` (by the recurrence)."""
     Tx = np.empty((x.size, n))
     Tx[:, 0] = 1.0
     if n > 1:
         Tx[:, 1] = x
     for j in range(2, n):
         Tx[:, j] = 2.0 * x * Tx[:, j - 1] - Tx[:, j - 2]
-    return (Tx @ coef.reshape(n, -1)).reshape((x.size,) + coef.shape[1:])
+    return Tx
+
+
+def _lambda_to_x(b: _Build, lam: np.ndarray) -> np.ndarray:
+    """The Chebyshev variable ``x`` of ``lambda`` (``t = 1/(lambda - g^2)`` mapped to
+    ``[-1, 1]`` over the build's range of ``t``)."""
+    t = 1.0 / (np.asarray(lam, dtype=float).ravel() - b.g * b.g)
+    t_lo, t_hi = b.t_range
+    return (2.0 * t - (t_hi + t_lo)) / (t_hi - t_lo)
+
+
+def outlier_terms(g: float, depth: int) -> tuple[np.ndarray, Callable[[np.ndarray],
+                                                                       np.ndarray]]:
+    """``M(lambda)`` of :func:`outlier_matrices` as a linear combination of fixed
+    matrices: ``(B, phi)`` with ``M(lambda) = sum_j phi(lambda)[j] B[j]`` (``B``:
+    ``(n, p, q)``, the Chebyshev coefficients; ``phi``: an array of ``m`` lambdas ->
+    ``(m, n)``). :meth:`.reduced.ReducedModel.largest_outliers` uses it to bound
+    ``det(I - C M(lambda))`` away from zero for many ``C`` and ``lambda`` at once.
+
+    Examples
+    --------
+    >>> B, phi = outlier_terms(0.5, 4)
+    >>> M = np.einsum("mj,jpq->mpq", phi(np.array([0.9, 1.2])), B)
+    >>> bool(np.allclose(M, outlier_matrices(0.5, 4, [0.9, 1.2])))
+    True
+    """
+    b = _get_build(float(g), int(depth))
+    K = b.rank(int(depth))
+    coef = b.chebyshev()[:, :K, :K]
+    return coef, lambda lam: _chebyshev_values(_lambda_to_x(b, lam), coef.shape[0])
 
 
 def outlier_matrices(g: float, depth: int, lam) -> np.ndarray:
@@ -249,10 +285,8 @@ def outlier_matrices(g: float, depth: int, lam) -> np.ndarray:
     b = _get_build(float(g), int(depth))
     lam = np.asarray(lam, dtype=float)
     K = b.rank(int(depth))
-    t = 1.0 / (lam.ravel() - b.g * b.g)
-    t_lo, t_hi = b.t_range
-    x = (2.0 * t - (t_hi + t_lo)) / (t_hi - t_lo)
-    return _chebyshev_sum(x, b.chebyshev()[:, :K, :K]).reshape(lam.shape + (K, K))
+    return _chebyshev_sum(_lambda_to_x(b, lam),
+                          b.chebyshev()[:, :K, :K]).reshape(lam.shape + (K, K))
 
 
 def large_n_model(g: float, depth: int) -> ReducedModel:
@@ -301,5 +335,6 @@ def large_n_model(g: float, depth: int) -> ReducedModel:
         shuffle_data=(0.0, t0, t0, VU), outlier_matrix=outlier_matrix,
         bulk_radius=g, depth=L, source="large_n",
         info={"dps": b.dps, "rank": (K, K), "T_inv": T_inv,
-              "outlier_matrices": lambda lam: outlier_matrices(g, L, lam)},
+              "outlier_matrices": lambda lam: outlier_matrices(g, L, lam),
+              "outlier_terms": lambda: outlier_terms(g, L)},
     )

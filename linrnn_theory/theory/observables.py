@@ -174,7 +174,7 @@ def _large_n_states(g: float, targets: Sequence[float], rel_loss: float, tol: fl
     missing = sorted({k[1] for k in keys if k not in _STATES})
     if missing:
         build = lambda d: large_n_model(g, d)  # noqa: E731
-        states = _flow_states(build, missing, rel_loss, tol) if len(missing) == 1 \
+        states = _flow_states(build, missing, rel_loss, tol, "taylor") if len(missing) == 1 \
             else _path_states(build, missing, rel_loss, tol)
         for t, st in zip(missing, states):
             _STATES[(g, t, rel_loss, tol)] = st
@@ -193,23 +193,37 @@ def clear_cache() -> None:
 
 
 def _flow_states(build: Callable[[int], ReducedModel], targets: Sequence[float],
-                 rel_loss: float, tol: float) -> list[_State]:
+                 rel_loss: float, tol: float, integrator: str = "dop853") -> list[_State]:
     """Integrate ``build(depth)`` (auto-converged depth) to the loss threshold, for each
     target: the depth search of all targets runs as one ODE with the gradient-norm
     output, the threshold is the root of the loss on that dense output (the loss decreases
     along the flow, so the first grid cell below the threshold holds it), and the gradient
     norm is integrated by Gauss-Legendre quadrature on it. A target whose flow has not
-    reached the threshold by the end of the grid is integrated further on its own."""
+    reached the threshold by the end of the grid is integrated further on its own.
+
+    With ``integrator="taylor"`` (:func:`.reduced.integrate_many`) every flow is held
+    from its learning time on (``hold = sqrt(rel_loss)``), located on its step polynomial
+    during the run: the run ends there, and the depth search compares the flows up to
+    it (all an observable at the learning time depends on)."""
     m4 = build(4)
     rate = float(m4.norm_data[0] * m4.norm_data[3])      # |R^T w|^2 |R m|^2 = beta^2 at large N
     guess = np.log(1.0 / rel_loss) / (2 * max(rate, 1e-300))
     grid = np.linspace(0.0, 2.0 * guess, 41)
-    found = converged_models(build, targets, grid, tol, 1e-11, dense=True)
+    held = integrator == "taylor"
+    found = converged_models(build, targets, grid, tol, 1e-11, dense=True,
+                             integrator=integrator,
+                             **({"hold": float(np.sqrt(rel_loss))} if held else {}))
     out = []
     for target, (model, traj, depth, _) in zip(targets, found):
         thr = rel_loss * 0.5 * target ** 2
         below = np.nonzero(0.5 * (target - traj.readout) ** 2 - thr <= 0)[0]
-        if below.size and below[0] > 0:
+        if held and np.isfinite(traj.t_hold):
+            t_c = traj.t_hold
+            C = traj.dense(t_c)[0]
+            steps = traj.dense.steps
+            gi = _grad_integral(model, traj.dense, target,
+                                np.append(steps[steps < t_c], t_c))
+        elif not held and below.size and below[0] > 0:
             i = int(below[0])
 
             def f(t: float) -> float:

@@ -183,64 +183,78 @@ class ReducedModel:
         Same grid and brackets as :meth:`outliers` (the largest root lies in the highest
         grid cell where ``det(I - C M(lambda))`` changes sign); the determinants are
         evaluated from the top of the grid down, in blocks, only until every ``C`` has
-        found its cell, and a ``C`` with ``|C|_2 |M(lambda)|_2 < 1`` on a grid point has
-        a positive determinant there without evaluating it. The roots are refined for all
-        ``C`` at once (bracketing Illinois steps, tolerance as ``brentq(xtol=1e-14,
-        rtol=1e-13)``).
+        found its cell, and a ``C`` whose spectral radius bound ``rho(C M(lambda)) < 1``
+        holds on a grid point has a positive determinant there without evaluating it
+        (:func:`_outlier_safe`). Equal ``C`` (a flow held after its convergence) are
+        solved once. The roots are refined for all ``C`` at once (bracketing Illinois
+        steps, tolerance as ``brentq(xtol=1e-14, rtol=1e-13)``).
         """
         if self.outlier_matrix is None:
             raise ValueError("this reduced model carries no outlier data")
         Cs = np.asarray(Cs, dtype=float)
+        lo = self.bulk_radius * (1 + 1e-9) + 1e-12
+        if Cs.shape[0] == 0 or Cs[0].size == 0 or lo >= lam_max:
+            return np.full(Cs.shape[0], np.nan)
+        flat = Cs.reshape(Cs.shape[0], -1)
+        same = np.all(flat[1:] == flat[:-1], axis=1)        # runs of equal C (held flows)
+        if same.any():
+            first = np.concatenate([[0], np.nonzero(~same)[0] + 1])
+            run = np.cumsum(np.concatenate([[False], ~same]))
+            return self.largest_outliers(Cs[first], lam_max, n_grid)[run]
         n = Cs.shape[0]
         out = np.full(n, np.nan)
-        lo = self.bulk_radius * (1 + 1e-9) + 1e-12
-        if n == 0 or Cs[0].size == 0 or lo >= lam_max:
-            return out
         p = Cs.shape[1]
         eye = np.eye(p)
         grid = np.linspace(lo, lam_max, n_grid)
         Mg = self._outlier_batch(grid)                       # (n_grid, q, p)
-        mnorm = np.linalg.norm(Mg, ord=2, axis=(1, 2))
-        cnorm = np.linalg.norm(Cs, ord=2, axis=(1, 2))
-        vals = np.ones((n, n_grid))                          # sign-correct where safe
-        unsafe = cnorm[:, None] * mnorm[None, :] >= 1.0
+        terms = self.info.get("outlier_terms")
+        unsafe = ~_outlier_safe(Cs, Mg, grid, terms() if terms is not None else None)
+
+        def det_at(i: np.ndarray, k: np.ndarray) -> np.ndarray:
+            return np.linalg.det(eye - Cs[i] @ Mg[k])
+
+        # Safe points are positive, so the highest bracket is the cell [k, k + 1] above the
+        # highest unsafe point k with a value <= 0 (any k < n_grid - 1). Unsafe points are
+        # evaluated from the top down, a few per C at a time (usually the first is it).
+        keys = np.sort(np.where(unsafe, np.arange(n_grid), -1), axis=1)[:, ::-1]
+        n_unsafe = unsafe.sum(axis=1)
         cell = np.full(n, -1)                                # highest bracket index
-        open_ = unsafe.any(axis=1)
-        block = 25
-        hi = n_grid
-        while hi > 0 and open_.any():
-            lo_i = max(0, hi - block)
-            rows = np.nonzero(open_)[0]
-            sub = unsafe[rows, lo_i:hi]
-            rr, kk = np.nonzero(sub)
-            if rr.size:
-                i, k = rows[rr], lo_i + kk
-                vals[i, k] = np.linalg.det(eye - Cs[i] @ Mg[k])
-            # brackets j = lo_i .. top - 1 (vals[:, hi] is known from the block above)
-            top = min(hi, n_grid - 1)
-            V = vals[rows, lo_i:top + 1]
-            v0, v1 = V[:, :-1], V[:, 1:]
-            hit = (v0 == 0.0) | (v0 * v1 < 0)
-            has = hit.any(axis=1)
-            jmax = lo_i + hit.shape[1] - 1 - np.argmax(hit[:, ::-1], axis=1)
-            cell[rows[has]] = jmax[has]
-            open_ &= cell < 0
-            if lo_i == 0:
-                break
-            # rows with only safe (positive) points left below close, unless the value at
-            # lo_i is negative (then the cell below it brackets a root)
-            open_ &= unsafe[:, :lo_i].any(axis=1) | (vals[:, lo_i] < 0)
-            hi = lo_i
+        fa = np.zeros(n)
+        top_neg = np.zeros(n, dtype=bool)                    # rare: top grid point <= 0
+        rows = np.nonzero(n_unsafe)[0]
+        pos, chunk = 0, 2
+        while rows.size:
+            ks = keys[rows, pos:pos + chunk]                 # (rows, <= chunk), -1 padded
+            valid = ks >= 0
+            rr, cc = np.nonzero(valid)
+            v = np.ones(ks.shape)
+            v[rr, cc] = det_at(rows[rr], ks[rr, cc])
+            neg = valid & (v <= 0.0)
+            has = neg.any(axis=1)
+            first = np.argmax(neg, axis=1)
+            hit, k_hit = rows[has], ks[has, first[has]]
+            cell[hit], fa[hit] = k_hit, v[has, first[has]]
+            top_neg[hit] = k_hit == n_grid - 1
+            pos += chunk
+            rows = rows[~has & (n_unsafe[rows] > pos)]
+            chunk *= 2
+        for i in np.nonzero(top_neg)[0]:                     # the general rule on all points
+            vals = det_at(np.full(n_grid, i), np.arange(n_grid))
+            v0, v1 = vals[:-1], vals[1:]
+            hit = np.nonzero((v0 == 0.0) | (v0 * v1 < 0))[0]
+            cell[i] = hit[-1] if hit.size else -1
+            fa[i] = vals[cell[i]] if hit.size else 0.0
         found = np.nonzero(cell >= 0)[0]
         if not found.size:
             return out
         j = cell[found]
         a, b = grid[j], grid[j + 1]
-        fa, fb = vals[found, j], vals[found, j + 1]
+        fa = fa[found]
         exact = fa == 0.0
         out[found[exact]] = a[exact]
         idx = found[~exact]
-        a, b, fa, fb = a[~exact], b[~exact], fa[~exact], fb[~exact]
+        a, b, fa, j = a[~exact], b[~exact], fa[~exact], j[~exact]
+        fb = det_at(idx, j + 1)                              # the true value, for the steps
 
         def f(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
             return np.linalg.det(eye - Cs[rows] @ self._outlier_batch(x))
@@ -248,6 +262,57 @@ class ReducedModel:
         x = _bracketed_roots(f, a, b, fa, fb, idx)
         out[idx] = x
         return out
+
+
+def _outlier_safe(Cs: np.ndarray, Mg: np.ndarray, grid: np.ndarray,
+                  terms: tuple | None) -> np.ndarray:
+    """``(n, n_grid)``: where ``det(I - C M(lambda)) > 0`` is certain without evaluating it,
+    from a bound ``rho(C M) < 1`` (then no real eigenvalue of ``C M`` reaches 1).
+
+    The bound is ``|C|_2 |M|_2``; where ``M`` is a combination of fixed symmetric
+    matrices (``terms = (B, phi)``, ``M(lambda) = sum_j phi(lambda)_j B_j``, every large-N
+    model) and ``C`` is symmetric semidefinite (every large-N flow: ``C = int e y y^T``
+    with ``e`` of one sign), it is the much tighter ``sqrt(tr(C M C M))``: the nonzero
+    eigenvalues of ``C M`` are those of the symmetric ``C^{1/2} M C^{1/2}``, whose
+    Frobenius norm that is; ``tr(C B_j C B_l)`` is formed once per ``C``. Safe means
+    below ``1 - 1e-6`` (a margin far above the rounding of either bound).
+
+    Examples
+    --------
+    >>> C = np.diag([0.5, 0.0]); M = np.array([[[1.0, 0.0], [0.0, 100.0]]])
+    >>> _outlier_safe(C[None], M, np.array([1.0]), None)         # |C| |M| = 50
+    array([[False]])
+    >>> _outlier_safe(C[None], M, np.array([1.0]), (M, lambda lam: np.ones((lam.size, 1))))
+    array([[ True]])
+    """
+    margin = 1.0 - 1e-6
+    n = Cs.shape[0]
+    safe = np.zeros((n, grid.size), dtype=bool)
+    sd = np.zeros(n, dtype=bool)
+    if terms is not None and Cs.shape[1] == Cs.shape[2]:
+        B, phi = terms
+        if np.array_equal(B, np.swapaxes(B, 1, 2)):
+            sym = 0.5 * (Cs + np.swapaxes(Cs, 1, 2))
+            w = np.linalg.eigvalsh(sym)
+            big = np.max(np.abs(w), axis=1)
+            sd = (w[:, 0] >= -1e-12 * big) | (w[:, -1] <= 1e-12 * big)
+    if sd.any():
+        Csd = Cs[sd]
+        m, p = Csd.shape[0], Csd.shape[1]
+        nb = B.shape[0]
+        # C B_j for all j as one product: N[m, a, j, b] = (C B_j)[a, b]
+        N = (Csd @ np.swapaxes(B, 0, 1).reshape(p, nb * p)).reshape(m, p, nb, p)
+        Nf = N.transpose(0, 2, 1, 3).reshape(m, nb, p * p)
+        NTf = N.transpose(0, 2, 3, 1).reshape(m, nb, p * p)
+        G = Nf @ np.swapaxes(NTf, 1, 2)                         # tr(C B_j C B_l)
+        Phi = phi(grid)                                         # (n_grid, nb)
+        F2 = ((G @ Phi.T) * Phi.T).sum(axis=1)                  # phi^T G phi per lambda
+        safe[sd] = np.sqrt(np.maximum(F2, 0.0)) < margin
+    if not sd.all():
+        mnorm = np.linalg.norm(Mg, ord=2, axis=(1, 2))
+        cnorm = np.linalg.norm(Cs[~sd], ord=2, axis=(1, 2))
+        safe[~sd] = cnorm[:, None] * mnorm[None, :] < 1.0
+    return safe
 
 
 def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray,
@@ -332,6 +397,9 @@ class FlowSolution:
         ``t -> (C(t), int_0^t |dL/dW|)`` from the integrator's dense output (held after
         the stop; ``t`` a float or an array; :func:`integrate_many` with ``dense=True``),
         else ``None``. Its attribute ``steps`` holds the integrator's step times.
+    t_hold : float
+        The time from which the flow is held (``|z_hat - z|`` reached the hold threshold
+        of :func:`integrate_many`), ``inf`` if it never did.
     """
 
     tau: np.ndarray
@@ -344,6 +412,7 @@ class FlowSolution:
     dense: Callable[[float], tuple[np.ndarray, float]] | None = field(default=None,
                                                                      repr=False,
                                                                      compare=False)
+    t_hold: float = float("inf")
 
 
 def integrate(model: ReducedModel, target: float, tau: np.ndarray, rtol: float = 1e-11,
@@ -410,7 +479,8 @@ def _stack(models: Sequence[ReducedModel]) -> tuple:
 def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[float],
                    tau: np.ndarray, rtol: float = 1e-11, atol: float = 1e-14,
                    with_grad_integral: bool = False, max_nfev: int = MAX_NFEV,
-                   dense: bool = False) -> list[FlowSolution]:
+                   dense: bool = False, integrator: str = "dop853",
+                   hold: float | None = None) -> list[FlowSolution]:
     """Integrate the reduced flows of several models as one ODE (one DOP853 run).
 
     The models (e.g. the depths of an automatic depth search) are padded to a common shape
@@ -428,7 +498,14 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
 
     Parameters and exceptions as :func:`integrate`, with a sequence of models; ``target``
     may also be one target per model. With ``dense=True`` each solution carries
-    :attr:`FlowSolution.dense`.
+    :attr:`FlowSolution.dense`. ``integrator="taylor"`` integrates by Taylor steps of
+    high order instead (:func:`.taylor.taylor_flow`: the same convergence times and
+    hold, some twenty steps instead of ~1e3 right-hand side evaluations; ``nfev`` then
+    counts Taylor coefficients); it does not integrate the gradient norm, so
+    ``with_grad_integral=True`` always takes DOP853. ``hold`` replaces the factor
+    ``10 rtol`` of the threshold ``|z_hat - z| <= 10 rtol |z_hat|`` from which a model is
+    held: ``hold = sqrt(rel_loss)`` holds each flow at its learning time (the loss at
+    ``rel_loss`` times the initial one), which is then :attr:`FlowSolution.t_hold`.
 
     Returns
     -------
@@ -463,7 +540,8 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     calls = [0]
     buf = np.zeros(K * P * Q)
     single = K == 1
-    thr = 10.0 * rtol * np.maximum(np.abs(targets), 1e-300)
+    thr = (10.0 * rtol if hold is None else float(hold)) * np.maximum(np.abs(targets),
+                                                                      1e-300)
     # column / row vectors for batched matrix products (einsum is slower on these sizes)
     r_w_row, r_m_col = r_w[:, None, :], r_m[:, :, None]
     if gn is not None:
@@ -530,11 +608,20 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
     done.terminal = True
     done.direction = -1
 
+    if integrator not in ("dop853", "taylor"):
+        raise ValueError(f"integrator must be 'dop853' or 'taylor', got {integrator!r}")
     ode = None
     t_done = np.full(K, np.inf)
     if t_end <= 0.0:
         sol_y = np.zeros((size, tau.size))
         msg, nfev = "no time to integrate", 0
+    elif integrator == "taylor" and not with_grad_integral:
+        from .taylor import taylor_flow
+        ode, t_done, t_stop, nfev = taylor_flow(A, r_w, r_m, s0, targets, flat, symmetric,
+                                                t_end, thr, rtol, atol, max_nfev)
+        sol_y = ode(np.minimum(tau, t_stop)) if tau.size else np.zeros((size, 0))
+        msg = ("The solver successfully reached the end of the integration interval."
+               if np.isinf(t_done).any() else f"converged at tau = {t_stop:.6g}; held after")
     else:
         sol = solve_ivp(rhs, (0.0, t_end), s_init, method="DOP853", dense_output=True,
                         events=done, rtol=rtol, atol=atol)
@@ -564,7 +651,8 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
                          n + k if with_grad_integral else None) if dense else None
         start += p * q
         out.append(FlowSolution(tau=tau, C=Cs, readout=m.readouts(Cs), grad_int=gi,
-                                status=Status.OK, message=msg, nfev=nfev, dense=ev))
+                                status=Status.OK, message=msg, nfev=nfev, dense=ev,
+                                t_hold=float(t_done[k])))
     return out
 
 
