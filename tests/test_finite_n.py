@@ -353,3 +353,106 @@ def test_sample_readout_std_checks_its_arguments(kwargs, name):
     args = {"g": 0.5, "target": 1.0, "tau": [0.0, 0.1], "N": 256, "networks": 8, **kwargs}
     with pytest.raises(ValueError, match=name):
         fn.sample_readout_std(**args)
+
+
+# ------------------------------------------------------- truncation of the modes, splines
+
+def test_truncation_estimate_bounds_geometric_tails():
+    """For contributions falling geometrically the estimate bounds the true tail; it is
+    ``inf`` when they do not fall (or too few are known) and 0 when all are known."""
+    for ratio in (0.5, 0.1, 1e-3):
+        shares = ratio ** np.arange(12)
+        for k in range(3, 12):
+            est = fn.truncation_estimate(shares[:k], 12)
+            assert est >= shares[k:].sum() * (1 - 1e-12)
+            assert est <= 2 * shares[k:].sum() / (1 - ratio)
+    assert fn.truncation_estimate(np.array([1.0, 0.5, 0.6]), 10) == np.inf
+    assert fn.truncation_estimate(np.array([1.0, 0.1]), 10) == np.inf
+    assert fn.truncation_estimate(np.array([1.0, 0.5, 0.6]), 3) == 0.0
+
+
+@pytest.fixture(scope="module")
+def truncated_and_full():
+    """The expansion at g = 0.8, z_hat = 2, N = 1024 with the default (truncated) modes and
+    with every mode of :func:`fluctuation_modes` (``B`` evaluated, not mirrored)."""
+    g, target, N = 0.8, 2.0, 1024
+    tau = np.linspace(0.0, 3.0 * theory.learning_time(g, target), 60)
+    req = Request(g=g, target=target, tau=tau, N=N)
+    depth = theory.predict(g=g, target=target, tau=tau, method="ode").depth
+    q = fn.quadrature(g, depth + 2)
+    u = fn._grid(fn.validity(g, N).rate_spread, float(tau[-1]))
+
+    def flows(nets, grid):
+        return fn._outputs(nets, req, depth, grid)
+    full = fn.expand(q, N, flows, u, tau, target=target, modes=fn.fluctuation_modes(q, N))
+    return fn.expand(q, N, flows, u, tau, target=target), full
+
+
+def test_truncated_modes_give_the_spread_of_all_modes(truncated_and_full):
+    """Leaving out the modes past the truncation estimate, and mirroring ``B`` from ``A``,
+    changes the standard deviations by less than the estimate allows (a share ``e`` of a
+    variance moves its square root by ``e / 2``), plus 1e-7 for the integrations."""
+    trunc, full = truncated_and_full
+    (kA, nA, tA), (kC, nC, tC) = trunc["modes"]
+    assert kA < nA and kC < nC                       # it did truncate
+    assert max(tA, tC) <= fn.TRUNCATION_TOL
+    assert full["modes"][0][:2] == (nA + nA + nC,) * 2
+    live = full["std"] > 1e-3 * full["std"].max(axis=0)
+    rel = np.abs(trunc["std"][live] / full["std"][live] - 1)
+    assert rel.max() <= max(tA, tC) / 2 + 1e-7, rel.max()
+    assert np.max(np.abs(trunc["mean"] - full["mean"])) <= 1e-7 * np.max(np.abs(full["mean"]))
+
+
+def test_modes_that_do_not_fall_off_are_all_evaluated():
+    """Must-fail partner of the truncation: a response that weighs the nodes by random
+    numbers (not a smooth function of t) has no decaying contributions, so every mode is
+    evaluated and the spread is the one of all modes. (Symmetric in ``A`` and ``B``, as
+    every output of a network is under swapping ``w`` and ``m``.)"""
+    q = fn.quadrature(0.6, 12)
+    rho = np.random.default_rng(7).standard_normal((2, q.t.size))
+
+    def flows(nets, u):
+        out = []
+        for n in nets:
+            A, B = n.w[0::2] ** 2, n.m[0::2] ** 2 + n.m[1::2] ** 2
+            C = n.w[0::2] * n.m[0::2]
+            x = rho[0] @ (A + B) + rho[1] @ C
+            out.append(np.column_stack([np.full(u.size, x), np.exp(-u), np.exp(-u / 2)]))
+        return np.array(out)
+    u = np.linspace(0.0, 5.0, 101)
+    r = fn.expand(q, 1000, flows, u, u[:3])
+    assert [k for k, _, _ in r["modes"]] == [n for _, n, _ in r["modes"]]
+    full = fn.expand(q, 1000, flows, u, u[:3], modes=fn.fluctuation_modes(q, 1000))
+    np.testing.assert_allclose(r["std"][:, 0], full["std"][:, 0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("g, target", [(0.5, 1.0), (0.9, 2.0)])
+def test_strided_outputs_equal_the_outputs_at_every_time(g, target):
+    """Gradient norms and singular values computed at every fourth time and interpolated
+    (refined where the spline's estimated error exceeds SPLINE_TOL, e.g. the abrupt
+    convergence at g = 0.9, z_hat = 2) equal those computed at every time to 1e-6 of
+    each curve's range (the readout and the loss are computed everywhere: exactly)."""
+    tau = np.linspace(0.0, 3.0 * theory.learning_time(g, target), 5)
+    req = Request(g=g, target=target, tau=tau, N=1024)
+    depth = theory.predict(g=g, target=target, tau=tau, method="ode").depth
+    q = fn.quadrature(g, depth + 2)
+    dA, dC = fn._mode_groups(q, 1024)
+    nets, _ = fn._pair_networks(q, np.concatenate([dA[:1], dC[:1]]))
+    u = fn._grid(fn.validity(g, 1024).rate_spread, float(tau[-1]))
+    every = fn._outputs(nets, req, depth, u)
+    strided = fn._outputs(nets, req, depth, u, stride=4)
+    np.testing.assert_array_equal(strided[:, :, :2], every[:, :, :2])
+    scale = np.ptp(every, axis=1, keepdims=True)
+    assert np.max(np.abs(strided - every) / scale) < 1e-6
+
+
+def test_passage_law_curves_are_its_single_curves():
+    tau = np.linspace(0.0, 0.4, 21)
+    req = Request(g=0.6, target=1.0, tau=tau, N=1024, n_singular=1, outlier=False)
+    law = fn._expansion(req)[3]["law"]
+    xi, zeta = np.array([-1.5, 0.0, 2.0]), np.array([0.3, -2.0, 1.0])
+    z, L = law.curves(xi, zeta, tau)
+    for i in range(3):
+        zi, Li = law.curve(xi[i], zeta[i], tau)
+        np.testing.assert_allclose(z[i], zi, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(L[i], Li, rtol=0, atol=1e-13)

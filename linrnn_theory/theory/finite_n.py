@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 import mpmath as mp
 import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.linalg import eigh_tridiagonal
 from scipy.special import expit
 
 from ..network import Network
@@ -99,10 +101,12 @@ class Quadrature:
 def quadrature(g: float, n: int) -> Quadrature:
     """The ``n``-node Gauss quadrature of the measure with moments ``phi_k`` (:mod:`.traces`).
 
-    Golub-Welsch: the recurrence coefficients of the orthogonal polynomials come from the
-    Cholesky factor of the Hankel matrix ``[phi_{i+j}]`` (in high precision: it is
-    ill-conditioned), the nodes and weights from the eigen-decomposition of the Jacobi
-    matrix. At ``g = 0`` the measure is the point mass at ``t = 1``.
+    Golub-Welsch: the recurrence coefficients of the orthonormal polynomials ``pi_k`` come
+    from the Cholesky factor of the Hankel matrix ``[phi_{i+j}]`` (in high precision: it is
+    ill-conditioned); the nodes are the eigenvalues of the Jacobi matrix, found in float64
+    (a symmetric tridiagonal eigenproblem is well conditioned) and refined by Newton steps
+    on ``pi_n`` in the same high precision, and the weights are the Christoffel numbers
+    ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the measure is the point mass at ``t = 1``.
 
     Parameters
     ----------
@@ -140,21 +144,48 @@ def quadrature(g: float, n: int) -> Quadrature:
             phi, _ = moments(g, 2 * n)
             U = mp.cholesky(mp.matrix([[phi[i + j] for j in range(n + 1)]
                                        for i in range(n + 1)])).T
-            J = mp.matrix(n, n)
-            for k in range(n):
-                J[k, k] = U[k, k + 1] / U[k, k] - (U[k - 1, k] / U[k - 1, k - 1] if k else 0)
-                if k + 1 < n:
-                    J[k, k + 1] = J[k + 1, k] = U[k + 1, k + 1] / U[k, k]
-            E, V = mp.eigsy(J)
-            w = [V[0, i] ** 2 for i in range(n)]
+            a = [U[k, k + 1] / U[k, k] - (U[k - 1, k] / U[k - 1, k - 1] if k else 0)
+                 for k in range(n)]
+            b = [U[k + 1, k + 1] / U[k, k] for k in range(n - 1)]
+            guess = eigh_tridiagonal(np.array([float(x) for x in a]),
+                                     np.array([float(x) for x in b]), eigvals_only=True)
+            E = [_newton_node(a, b, mp.mpf(float(x)), dps) for x in guess]
+            w = [1 / mp.fsum(v * v for v in _orthonormal_values(a, b, x)[0]) for x in E]
             err = max(abs(float(mp.fsum(w[i] * E[i] ** k for i in range(n)) / phi[k] - 1))
                       for k in range(2 * n))
-            t = np.array([float(E[i]) for i in range(n)])
+            t = np.array([float(x) for x in E])
             p = np.array([float(x) for x in w])
     t.setflags(write=False)
     p.setflags(write=False)
     return Quadrature(g=g, t=t, p=p, moment_error=float(err))
 
+
+
+def _orthonormal_values(a: list, b: list, x) -> tuple[list, object, object]:
+    """``[pi_0(x) .. pi_{n-1}(x)]``, ``pi_n(x)`` and ``pi_n'(x)`` of the orthonormal
+    polynomials with recurrence coefficients ``a`` (diagonal, ``n``) and ``b``
+    (off-diagonal, ``n - 1``) of the Jacobi matrix; ``pi_n`` up to a positive factor."""
+    vals, prev, cur, dprev, dcur = [], 0, mp.mpf(1), 0, 0
+    n = len(a)
+    for k in range(n):
+        vals.append(cur)
+        scale = b[k] if k + 1 < n else 1
+        back = b[k - 1] if k else 0
+        nxt = ((x - a[k]) * cur - back * prev) / scale
+        dnxt = (cur + (x - a[k]) * dcur - back * dprev) / scale
+        prev, cur, dprev, dcur = cur, nxt, dcur, dnxt
+    return vals, cur, dcur
+
+
+def _newton_node(a: list, b: list, x, dps: int):
+    """A zero of ``pi_n`` refined from the guess ``x`` by Newton steps to ``dps`` digits."""
+    for _ in range(12):
+        _, f, df = _orthonormal_values(a, b, x)
+        step = f / df
+        x -= step
+        if abs(step) <= abs(x) * mp.mpf(10) ** (5 - dps):
+            break
+    return x
 
 def surrogate_network(quad: Quadrature, A: np.ndarray, B: np.ndarray,
                       C: np.ndarray) -> Network:
@@ -198,13 +229,53 @@ def surrogate_network(quad: Quadrature, A: np.ndarray, B: np.ndarray,
     return Network(W0=np.diag(1.0 - 1.0 / d), m=m, w=w, g=quad.g, seed=None)
 
 
-def fluctuation_modes(quad: Quadrature, N: int) -> np.ndarray:
-    """Principal directions of the fluctuations of the bin weights, one standard deviation
-    each: an array ``(K, 3, n)`` of changes of ``(A, B, C)``.
+def _orthonormal_basis(t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``Q[j, i] = sqrt(w_i) q_j(t_i)``: the orthonormal polynomials ``q_0, q_1, ..`` of
+    the discrete measure ``sum_i w_i delta(t - t_i)`` (``sum w = 1``) at its nodes, as the
+    rows of an orthogonal matrix (Lanczos on ``diag(t)`` from ``sqrt(w)``, with full
+    reorthogonalisation; the Stieltjes procedure, stable in float64)."""
+    n = t.size
+    Q = np.zeros((n, n))
+    Q[0] = np.sqrt(w)
+    for j in range(1, n):
+        v = t * Q[j - 1]
+        for _ in range(2):
+            v -= Q[:j].T @ (Q[:j] @ v)
+        Q[j] = v / np.linalg.norm(v)
+    return Q
 
-    ``A`` and ``B`` share the eigenvectors of ``(2/(N+2)) (diag(p) - p p^T)`` (its null
-    direction, the normalisation, carries nothing); ``C`` has one mode per node,
-    ``sqrt(p_i / N)``.
+
+def _mode_groups(quad: Quadrature, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fluctuation modes of ``A`` and of ``C``, each ``(k, 3, n)``, in increasing
+    polynomial degree (:func:`fluctuation_modes`)."""
+    t, p = quad.t, quad.p
+    n = p.size
+    QA = _orthonormal_basis(t, p)[1:]
+    wc = p * t
+    QC = _orthonormal_basis(t, wc / wc.sum())
+    dA = np.zeros((n - 1, 3, n))
+    dA[:, 0] = np.sqrt(2.0 / (N + 2.0)) * np.sqrt(p) * QA
+    dC = np.zeros((n, 3, n))
+    dC[:, 2] = np.sqrt(p / N) * QC
+    return dA, dC
+
+
+def fluctuation_modes(quad: Quadrature, N: int) -> np.ndarray:
+    """Independent directions of the fluctuations of the bin weights, one standard
+    deviation each: an array ``(K, 3, n)`` of changes of ``(A, B, C)``, ``K = 3n - 2``.
+
+    Any orthonormal basis of the whitened fluctuations gives the same first-order spread;
+    this one orders each group by how fast its contribution falls off. A flow depends on
+    ``A`` through the moments ``sum_i A_i t_i^k``, so its response to a change ``dA`` is
+    ``sum_i dA_i f(t_i)`` with ``f`` a polynomial, and its variance is
+    ``2/(N+2)`` times the variance of ``f(t)`` under the quadrature measure ``p``: expanded
+    in the orthonormal polynomials ``q_j`` of ``p``, the modes
+    ``dA_i = sqrt(2/(N+2)) p_i q_j(t_i)`` (``j = 1 .. n-1``; ``j = 0``, the normalisation,
+    carries nothing) contribute the squares of the expansion coefficients of ``f``, which
+    decay geometrically for the smooth ``f`` of a flow. ``B`` likewise. The overlaps enter
+    through ``sum_i C_i t_i^{k + 1/2}``, a polynomial times ``sqrt(t)``: their modes are
+    ``dC_i = sqrt(p_i / N) sqrt(p_i t_i / c) q'_j(t_i)`` with the orthonormal polynomials
+    ``q'_j`` of the measure ``p_i t_i / c`` (``c = sum p t``; ``j = 0 .. n-1``).
 
     Parameters
     ----------
@@ -215,6 +286,7 @@ def fluctuation_modes(quad: Quadrature, N: int) -> np.ndarray:
     Returns
     -------
     ndarray
+        The ``A`` modes, the ``B`` modes (the same changes), then the ``C`` modes.
 
     Examples
     --------
@@ -225,22 +297,12 @@ def fluctuation_modes(quad: Quadrature, N: int) -> np.ndarray:
     >>> S = sum(np.outer(x[0], x[0]) for x in d)  # the covariance of A, recovered
     >>> bool(np.allclose(S, 2 / 102 * (np.diag(q.p) - np.outer(q.p, q.p))))
     True
+    >>> S = sum(np.outer(x[2], x[2]) for x in d)  # and that of C
+    >>> bool(np.allclose(S, np.diag(q.p) / 100))
+    True
     """
-    p = quad.p
-    n = p.size
-    lam, vec = np.linalg.eigh(2.0 / (N + 2.0) * (np.diag(p) - np.outer(p, p)))
-    keep = lam > 1e-13 * max(float(lam.max()), 1e-300)
-    modes = []
-    for side in (0, 1):
-        for k in np.flatnonzero(keep):
-            d = np.zeros((3, n))
-            d[side] = np.sqrt(lam[k]) * vec[:, k]
-            modes.append(d)
-    for i in range(n):
-        d = np.zeros((3, n))
-        d[2, i] = np.sqrt(p[i] / N)
-        modes.append(d)
-    return np.array(modes).reshape(len(modes), 3, n)
+    dA, dC = _mode_groups(quad, N)
+    return np.concatenate([dA, dA[:, [1, 0, 2]], dC])
 
 
 @dataclass(frozen=True)
@@ -328,36 +390,263 @@ ALIGN_LEVEL = 0.25
 _HERMITE = np.polynomial.hermite_e.hermegauss(32)
 
 
+#: Stride of the times at which :func:`_outputs` evaluates the surrogate flows of an
+#: expansion (the others are interpolated, :func:`_spline_outputs`).
+OUTPUT_STRIDE = 4
+
+#: Largest estimated interpolation error of those outputs: relative to each output's range
+#: along the flow, or of the logarithm for the loss and the gradient norm.
+SPLINE_TOL = 1e-7
+
+
 def _outputs(nets: list[Network], req: Request, depth: int, u: np.ndarray, *,
-             full: bool = True) -> np.ndarray:
+             full: bool = True, stride: int = 1) -> np.ndarray:
     """``(len(nets), len(u), 3 + n_singular)``: readout, loss, gradient norm and singular
     values of the unit-amplitude flows of ``nets`` at chain depth ``depth`` (integrated
-    as one ODE), at the learning times ``u``; no singular values unless ``full``."""
-    models = [instance_model(net, depth) for net in nets]
+    as one ODE), at the learning times ``u``; no singular values unless ``full``.
+
+    With ``stride > 1`` the gradient norms and the singular values are computed at every
+    ``stride``-th time (and the last) and interpolated onto the others by cubic splines
+    (the gradient norm, which falls exponentially, through its logarithm). The error of
+    that spline is estimated from the one through every second of those times
+    (:func:`_spline_misses`); wherever the estimate exceeds :data:`SPLINE_TOL` they are
+    computed at every time, so the interpolation only bridges where the curves are
+    smooth. The readout and the loss are computed at every time."""
+    models = [instance_model(net, depth, outliers=False) for net in nets]
     sols = integrate_many(models, req.zt, u, rtol=req.rtol, atol=req.atol)
     out = np.full((len(nets), u.size, 3 + req.n_singular), np.nan)
-    for i, (model, sol) in enumerate(zip(models, sols)):
+    for i, sol in enumerate(sols):
         out[i, :, 0] = sol.readout
         out[i, :, 1] = 0.5 * (req.zt - sol.readout) ** 2
-        out[i, :, 2] = model.grad_norms(sol.C, req.zt)
-        if full:
-            out[i, :, 3:] = 0.0
-            if sol.C.size:
-                sv = np.linalg.svd(sol.C, compute_uv=False)[:, :req.n_singular]
-                out[i, :, 3:3 + sv.shape[1]] = sv
+    at = np.unique(np.r_[np.arange(0, u.size, max(int(stride), 1)), u.size - 1])
+    out[:, at, 2:] = _flow_values(models, req, [s.C[at] for s in sols], full)
+    if at.size == u.size:
+        return out
+    pos = bool(np.all(out[:, at, 2] > 0))
+    bad = _spline_misses(u[at], out[:, at], pos)
+    if bad.any():
+        extra = np.setdiff1d(np.concatenate([np.arange(at[j], at[j + 1])
+                                             for j in np.flatnonzero(bad)]), at)
+        out[:, extra, 2:] = _flow_values(models, req, [s.C[extra] for s in sols], full)
+        at = np.union1d(at, extra)
+    rest = np.setdiff1d(np.arange(u.size), at)
+    out[:, rest, 2:] = _spline_outputs(u[at], out[:, at, 2:], u[rest], log_first=pos)
     return out
 
 
-def _surrogates(quad: Quadrature, modes: np.ndarray) -> tuple[list[Network], np.ndarray]:
-    """The surrogate networks of a first-order expansion: the mean weights, then for each
-    mode ``k`` the weights moved by ``+h_k`` and ``-h_k`` along it; and the steps ``h``."""
-    base = np.array([quad.p, quad.p, np.zeros(quad.p.size)])
+def _flow_values(models: list, req: Request, Cs: list[np.ndarray], full: bool) -> np.ndarray:
+    """Gradient norm and singular values ``(len(models), n, 1 + n_singular)`` at the
+    coordinates ``Cs[i]`` ``(n, p, q)`` of each model (no singular values unless
+    ``full``: NaN)."""
+    out = np.full((len(models), len(Cs[0]), 1 + req.n_singular), np.nan)
+    for i, (model, C) in enumerate(zip(models, Cs)):
+        out[i, :, 0] = model.grad_norms(C, req.zt)
+        if full:
+            out[i, :, 1:] = 0.0
+            if C.size:
+                sv = np.linalg.svd(C, compute_uv=False)[:, :req.n_singular]
+                out[i, :, 1:1 + sv.shape[1]] = sv
+    return out
+
+
+def _to_splined(y: np.ndarray, log_first: bool) -> np.ndarray:
+    """``y`` ``(n_net, n, n_col)`` with its first column replaced by its logarithm if
+    ``log_first`` (and positive)."""
+    y = y.copy()
+    if log_first:
+        y[:, :, 0] = np.log(np.maximum(y[:, :, 0], 1e-300))
+    return y
+
+
+def _spline_outputs(v: np.ndarray, y: np.ndarray, u: np.ndarray, *,
+                    log_first: bool) -> np.ndarray:
+    """Columns ``y`` ``(n_net, len(v), n_col)`` at the times ``v``, interpolated onto
+    ``u`` by cubic splines (the first column through its logarithm if ``log_first``)."""
+    if not y.size or not u.size:
+        return np.zeros((y.shape[0], u.size, y.shape[2]))
+    res = CubicSpline(v, np.nan_to_num(_to_splined(y, log_first), nan=0.0), axis=1)(u)
+    if log_first:
+        res[:, :, 0] = np.exp(res[:, :, 0])
+    res[:, :, np.all(np.isnan(y), axis=(0, 1))] = np.nan
+    return res
+
+
+def _spline_misses(v: np.ndarray, out: np.ndarray, log_first: bool) -> np.ndarray:
+    """For each interval of ``v``, whether the estimated error of the spline of the
+    gradient norm and the singular values (columns ``2:`` of ``out``, ``(n_net, len(v),
+    n_out)``) through ``v`` exceeds :data:`SPLINE_TOL` next to it: the spline through
+    ``v[::2]`` is compared with the values at ``v[1::2]``, and its miss, divided by
+    ``2^4`` (the error of a cubic spline scales as the fourth power of the spacing), is
+    the estimate, relative to each curve's range (the logarithm of the gradient norm if
+    ``log_first``: an absolute error). The gradient norm is not checked where the loss (column 1) is below
+    ``1e-13`` of its initial value, under every level of the passage times (where each
+    flow stops and is held it has a kink). Non-finite estimates count as misses."""
+    y = _to_splined(out[:, :, 2:], log_first)
+    y = y[:, :, ~np.all(np.isnan(y), axis=(0, 1))]
+    scale = np.ptp(y, axis=1, keepdims=True)
+    if log_first:
+        scale[:, :, 0] = 1.0
+    miss = np.abs(CubicSpline(v[::2], y[:, ::2], axis=1)(v[1::2]) - y[:, 1::2]) / 16.0
+    miss[:, :, 0] = np.where(out[:, 1::2, 1] < 1e-13 * out[:, :1, 1], 0.0, miss[:, :, 0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(scale > 0, miss / scale, 0.0)
+    odd = np.any(~(rel <= SPLINE_TOL), axis=(0, 2))           # at v[1::2]
+    bad = np.zeros(v.size - 1, dtype=bool)
+    j = 2 * np.flatnonzero(odd) + 1                             # index in v
+    bad[j - 1] = True
+    bad[np.minimum(j, v.size - 2)] = True
+    return bad
+
+
+def _mean_weights(quad: Quadrature) -> np.ndarray:
+    """``(A, B, C) = (p, p, 0)``: the bin weights of the large-N flow."""
+    return np.array([quad.p, quad.p, np.zeros(quad.p.size)])
+
+
+def _pair_networks(quad: Quadrature, modes: np.ndarray) -> tuple[list[Network], np.ndarray]:
+    """The surrogate networks of central differences: for each mode ``k`` the mean weights
+    moved by ``+h_k`` and by ``-h_k`` along it (in this order); and the steps ``h``."""
+    base = _mean_weights(quad)
     steps = _steps(base, modes)
-    nets = [surrogate_network(quad, *base)]
+    nets = []
     for d, h in zip(modes, steps):
         nets += [surrogate_network(quad, *(base + h * d)),
                  surrogate_network(quad, *(base - h * d))]
     return nets, steps
+
+
+#: Largest estimated share of the variance (of any output at any time) that the
+#: fluctuation modes left out of an expansion may carry (:func:`truncation_estimate`).
+TRUNCATION_TOL = 1e-6
+
+#: Modes of each group of :func:`fluctuation_modes` evaluated first, and added each time
+#: the truncation estimate is above :data:`TRUNCATION_TOL`.
+FIRST_MODES = 5
+MORE_MODES = 3
+
+#: Relative floor of a variance along a curve when shares are measured: below
+#: ``1e-6`` of the largest variance of that output (a spread below ``1e-3`` of its
+#: largest), the share of a mode is measured against the floor.
+_SHARE_FLOOR = 1e-6
+
+
+def truncation_estimate(shares: np.ndarray, size: int) -> float:
+    """Estimated share of the variance carried by the modes of a group after the
+    ``len(shares)`` evaluated ones.
+
+    ``shares[j]`` is the largest share of the variance (over all outputs and times) of
+    the ``j``-th mode of the group, in the order of :func:`fluctuation_modes`, whose
+    contributions fall off geometrically. With ``r`` the larger of the last two ratios
+    ``shares[j] / shares[j - 1]``, the tail is bounded by the geometric series
+    ``shares[-1] r / (1 - r)``; ``inf`` if fewer than three modes were evaluated or if
+    they do not decrease (``r >= 1``), ``0`` if all ``size`` modes were.
+
+    Examples
+    --------
+    >>> round(truncation_estimate(np.array([0.9, 1e-2, 1e-4, 1e-6]), 10), 12)   # r = 1e-2
+    1.0101e-08
+    >>> truncation_estimate(np.array([0.5, 0.3, 0.4]), 10), truncation_estimate(np.ones(3), 3)
+    (inf, 0.0)
+    """
+    shares = np.asarray(shares, dtype=float)
+    if shares.size >= size:
+        return 0.0
+    if shares.size < 3:
+        return float("inf")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.nan_to_num(shares[-2:] / shares[-3:-1], nan=0.0)
+    r = float(np.max(r))
+    if r >= 1.0:
+        return float("inf")
+    return float(shares[-1] * r / (1.0 - r))
+
+
+def _shares(resp: dict[str, np.ndarray]) -> np.ndarray:
+    """Largest share of the variance of each mode over all the responses (arrays with
+    the modes on the first axis; non-finite entries ignored). A response with a curve
+    axis (``ndim >= 3``: ``(K, time, output)``) is measured against the floor
+    :data:`_SHARE_FLOOR` times its largest variance along the curve."""
+    best = None
+    for r in resp.values():
+        r2 = np.where(np.isfinite(r), r * r, 0.0)
+        var = r2.sum(axis=0)
+        if r2.ndim >= 3:
+            var = np.maximum(var, _SHARE_FLOOR * var.max(axis=0, keepdims=True))
+        share = np.divide(r2, var, out=np.zeros_like(r2), where=var > 0)
+        share = share.reshape(len(r2), -1).max(axis=1, initial=0.0)
+        best = share if best is None else np.maximum(best, share)
+    return best
+
+
+@dataclass(frozen=True)
+class _Expansion:
+    """Result of :func:`_expand_modes`: the data of the mean network, the responses
+    ``name -> (K, ...)`` to each evaluated mode (one standard deviation, weighted by the
+    square root of the number of modes it stands for), and per group of modes the number
+    evaluated, the number there are and the estimated share left out."""
+
+    base: object
+    resp: dict
+    modes: tuple
+    sizes: tuple
+    tail: tuple
+
+
+def _expand_modes(quad: Quadrature, N: int, evaluate, respond, *,
+                  modes: np.ndarray | None = None, tol: float = TRUNCATION_TOL) -> _Expansion:
+    """First-order responses to the fluctuation modes, with as few modes as the
+    truncation estimate allows.
+
+    ``evaluate(networks) -> list`` computes the data of surrogate networks (the mean
+    network first); ``respond(base, plus, minus, h) -> dict`` the central-difference
+    responses ``name -> (k, ...)`` of ``k`` modes from the data at ``+h`` and ``-h``.
+    By default the modes of :func:`fluctuation_modes` are taken group by group in their
+    order, :data:`FIRST_MODES` of each, and :data:`MORE_MODES` more of a group while its
+    :func:`truncation_estimate` exceeds ``tol``. ``B`` is not evaluated: swapping ``w`` and
+    ``m`` (``A`` and ``B``) transposes ``Delta W`` of a surrogate network and leaves its
+    readout, loss, gradient norm and singular values as they are, so every ``B`` mode
+    responds as the same ``A`` mode, which counts twice. With explicit ``modes`` all are
+    evaluated, each once.
+    """
+    if modes is None:
+        dA, dC = _mode_groups(quad, N)
+        groups, weight = [dA, dC], [2.0, 1.0]
+        counts = [min(FIRST_MODES, len(d)) for d in groups]
+    else:
+        groups, weight = [np.asarray(modes, dtype=float)], [1.0]
+        counts = [len(groups[0])]
+    done = [0] * len(groups)
+    parts: list[list[dict]] = [[] for _ in groups]
+    base = None
+    while True:
+        nets, spans = [], []
+        for g, d in enumerate(groups):
+            new, h = _pair_networks(quad, d[done[g]:counts[g]])
+            spans.append((len(nets), len(new) // 2, h))
+            nets += new
+        data = evaluate(nets if base is not None
+                        else [surrogate_network(quad, *_mean_weights(quad))] + nets)
+        if base is None:
+            base, data = data[0], data[1:]
+        for g, (start, k, h) in enumerate(spans):
+            if k:
+                r = respond(base, data[start:start + 2 * k:2], data[start + 1:start + 2 * k:2],
+                            h)
+                parts[g].append({key: np.sqrt(weight[g]) * v for key, v in r.items()})
+            done[g] = counts[g]
+        resp = {key: np.concatenate([p[key] for ps in parts for p in ps])
+                for key in (parts[0] or parts[-1])[0]} if any(parts) else {}
+        shares = _shares(resp) if resp else np.zeros(0)
+        tails, start, grow = [], 0, False
+        for g, d in enumerate(groups):
+            tails.append(truncation_estimate(shares[start:start + done[g]], len(d)))
+            start += done[g]
+            if tails[-1] > tol and done[g] < len(d):
+                counts[g] = min(len(d), done[g] + MORE_MODES)
+                grow = True
+        if not grow:
+            return _Expansion(base=base, resp=resp, modes=tuple(done),
+                              sizes=tuple(len(d) for d in groups), tail=tuple(tails))
 
 
 def _steps(base: np.ndarray, modes: np.ndarray) -> np.ndarray:
@@ -459,33 +748,47 @@ class PassageLaw:
 
     def curve(self, xi: float, zeta: float, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Readout and loss at ``tau`` of the network ``(xi, zeta)``."""
-        z0 = self.z0_mean + self.z0_std * xi
-        e0 = self.target - z0
-        curve = np.maximum.accumulate(self.log_time + self.slope * self.z0_std * xi
-                                      + self.cond_std * zeta)
-        r = expit(np.interp(np.log(np.maximum(tau, 1e-300)), curve, self.logit))
-        r[tau <= 0] = 1.0
+        z, L = self.curves(np.array([xi], dtype=float), np.array([zeta], dtype=float), tau)
+        return z[0], L[0]
+
+    def curves(self, xi: np.ndarray, zeta: np.ndarray,
+               tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Readouts and losses ``(len(xi), len(tau))`` of the networks ``(xi_i, zeta_i)``."""
+        xi, zeta = np.asarray(xi, dtype=float), np.asarray(zeta, dtype=float)
+        tau = np.asarray(tau, dtype=float)
+        e0 = (self.target - (self.z0_mean + self.z0_std * xi))[:, None]
+        curve = np.maximum.accumulate(self.log_time[:, None]
+                                      + np.outer(self.slope * self.z0_std, xi)
+                                      + np.outer(self.cond_std, zeta), axis=0).T
+        r = expit(_interp_rows(np.log(np.maximum(tau, 1e-300)), curve, self.logit))
+        r[:, tau <= 0] = 1.0
         return self.target - e0 * np.sqrt(r), 0.5 * e0 * e0 * r
 
 
-def _passage_law(u: np.ndarray, F: np.ndarray, steps: np.ndarray,
-                 target: float) -> PassageLaw:
-    """:class:`PassageLaw` of the surrogate curves ``F`` (as in :func:`expand`)."""
-    levels = _PASSAGE_LEVELS
-    times = np.array([passage_times(u, f[:, 1], levels,
-                                    rate=f[:, 2] ** 2 if np.all(np.isfinite(f[:, 2]))
-                                    else None) for f in F])
-    ok = np.all(np.isfinite(times) & (times > 0), axis=0)
-    v, y = _PASSAGE_LOGIT[ok], np.log(times[:, ok])
-    a = (y[1::2] - y[2::2]) / (2.0 * steps[:, None])                     # (K, n_lev)
-    dz = (F[1::2, 0, 0] - F[2::2, 0, 0]) / (2.0 * steps)
+def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(x, xp[i], fp)`` for every row ``i`` of ``xp`` (each non-decreasing), as
+    one call: each row, shifted to start at 0, is moved past the previous one, so the rows
+    joined are one non-decreasing sequence (rounding: a few ulps of the joined range)."""
+    lo, hi = xp[:, :1], xp[:, -1:]
+    width = float(np.max(hi - lo)) + 1.0
+    off = width * np.arange(len(xp))[:, None]
+    q = np.clip(x[None, :], lo, hi) - lo + off
+    return np.interp(q.ravel(), (xp - lo + off).ravel(),
+                     np.tile(fp, len(xp))).reshape(len(xp), x.size)
+
+
+def _passage_law(logit: np.ndarray, log_time: np.ndarray, a: np.ndarray, dz: np.ndarray,
+                 z0: float, target: float) -> PassageLaw:
+    """:class:`PassageLaw` from the log passage times ``log_time`` of the mean flow at the
+    levels ``logit`` and their responses ``a`` ``(K, n_lev)`` and those ``dz`` ``(K,)`` of
+    the initial readout ``z0`` to the fluctuation modes."""
     sz = float(np.sqrt(dz @ dz))
     cov = dz @ a
     var_y = np.sum(a * a, axis=0)
     slope = cov / (sz * sz) if sz > 0 else np.zeros_like(cov)
     csd = np.sqrt(np.maximum(var_y - cov * slope, 0.0))
-    return PassageLaw(logit=v, log_time=y[0], slope=slope, cond_std=csd,
-                      z0_mean=float(F[0, 0, 0]), z0_std=sz, target=float(target))
+    return PassageLaw(logit=logit, log_time=log_time, slope=slope, cond_std=csd,
+                      z0_mean=float(z0), z0_std=sz, target=float(target))
 
 
 def _passage_stats(law: PassageLaw, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -497,9 +800,8 @@ def _passage_stats(law: PassageLaw, tau: np.ndarray) -> tuple[np.ndarray, np.nda
     w = w / w.sum()
     moments = np.zeros((4, tau.size))
     for zi, wi in zip(zeta, w):
-        for zj, wj in zip(zeta, w):
-            z, L = law.curve(zi, zj, tau)
-            moments += wi * wj * np.array([z, z * z, L, L * L])
+        z, L = law.curves(np.full(zeta.size, zi), zeta, tau)
+        moments += wi * np.array([w @ z, w @ (z * z), w @ L, w @ (L * L)])
     mean = np.column_stack([moments[0], moments[2]])
     var = np.column_stack([moments[1] - moments[0] ** 2, moments[3] - moments[2] ** 2])
     return mean, np.sqrt(np.maximum(var, 0.0))
@@ -526,7 +828,9 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     quad : Quadrature
     N : int
     flows : callable
-        ``flows(networks, u) -> (len(networks), len(u), n_out)`` ndarray.
+        ``flows(networks, u) -> (len(networks), len(u), n_out)`` ndarray. With the default
+        modes it must be symmetric under swapping ``w`` and ``m`` (as the learning curves
+        of a network are): the ``B`` modes are not evaluated (:func:`_expand_modes`).
     u : (n_u,) ndarray
         Fine increasing grid from 0, long enough for the slowest networks to converge.
     tau : (n,) ndarray
@@ -539,7 +843,8 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
         Loss levels (fractions of the initial loss) whose crossing times are also
         expanded: ``log T_level`` to first order, Gaussian.
     modes : ndarray, optional
-        Fluctuation modes (default :func:`fluctuation_modes`).
+        Fluctuation modes, all evaluated. Default: those of :func:`fluctuation_modes`,
+        truncated where :func:`truncation_estimate` is below :data:`TRUNCATION_TOL`.
 
     Returns
     -------
@@ -548,7 +853,10 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
         ``"std"`` (each ``(n, n_out)``), ``"log_time_std"`` (``|a|``), ``"align_time"``
         (``T_0``), ``"crossings"``: for each of ``levels``, the crossing time at the
         mean weights and the standard deviation of its logarithm, and ``"law"``: the
-        :class:`PassageLaw` of the curves (``None`` without ``target``).
+        :class:`PassageLaw` of the curves (``None`` without ``target``), ``"modes"``: per
+        group of modes (``A`` and ``B``, ``C``; one group for explicit ``modes``) the
+        number evaluated, the number there are and the estimated share of the variance
+        left out.
 
     Examples
     --------
@@ -561,26 +869,42 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     >>> round(float(r["std"][0, 0] ** 2 * 400), 9), round(float(abs(r["mean"][0, 0])), 9)
     (1.333333333, 0.0)
     """
-    modes = fluctuation_modes(quad, N) if modes is None else modes
-    nets, steps = _surrogates(quad, modes)
-    F = np.asarray(flows(nets, u), dtype=float)
-    F0 = F[0]
     marks = np.array([ALIGN_LEVEL, *levels])
-    times = np.array([passage_times(u, f[:, 1], marks, rate=f[:, 2] ** 2) for f in F])
-    T0 = times[0, 0]
-    K = len(modes)
-    R = np.zeros((K,) + F0.shape)
-    with np.errstate(invalid="ignore"):
-        slopes = (np.log(times[1::2]) - np.log(times[2::2])) / (2.0 * steps[:, None])
-    a = slopes[:, 0] if np.isfinite(T0) else np.zeros(K)
-    for k, h in enumerate(steps):
-        Fp, Fm = F[2 * k + 1], F[2 * k + 2]
-        if np.isfinite(T0):
-            Tp, Tm = times[2 * k + 1, 0], times[2 * k + 2, 0]
-            Gp, Gm = _interp(u * Tp / T0, u, Fp), _interp(u * Tm / T0, u, Fm)
-        else:
-            Gp, Gm = Fp, Fm
-        R[k] = (Gp - Gm) / (2.0 * h)
+
+    def evaluate(nets):
+        F = np.asarray(flows(nets, u), dtype=float)
+        out = []
+        for f in F:
+            law = None
+            if target is not None:
+                law = passage_times(u, f[:, 1], _PASSAGE_LEVELS,
+                                    rate=f[:, 2] ** 2 if np.all(np.isfinite(f[:, 2])) else None)
+            out.append((f, passage_times(u, f[:, 1], marks, rate=f[:, 2] ** 2), law))
+        return out
+
+    def respond(base, plus, minus, h):
+        T0 = base[1][0]
+        resp = {"curve": [], "marks": [], "law": [], "dz": []}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for (Fp, Tp, Lp), (Fm, Tm, Lm), hk in zip(plus, minus, h):
+                if np.isfinite(T0):
+                    Gp, Gm = _interp(u * Tp[0] / T0, u, Fp), _interp(u * Tm[0] / T0, u, Fm)
+                else:
+                    Gp, Gm = Fp, Fm
+                resp["curve"].append((Gp - Gm) / (2.0 * hk))
+                resp["marks"].append((np.log(Tp) - np.log(Tm)) / (2.0 * hk))
+                resp["dz"].append((Fp[0, 0] - Fm[0, 0]) / (2.0 * hk))
+                if target is not None:
+                    ok = np.isfinite(Lp) & (Lp > 0) & np.isfinite(Lm) & (Lm > 0)
+                    resp["law"].append(np.where(ok, (np.log(Lp) - np.log(Lm)) / (2.0 * hk),
+                                                np.nan))
+        return {key: np.array(v) for key, v in resp.items() if v}
+
+    ex = _expand_modes(quad, N, evaluate, respond, modes=modes)
+    F0, times0, law0 = ex.base
+    R, slopes = ex.resp["curve"], ex.resp["marks"]
+    T0 = times0[0]
+    a = slopes[:, 0] if np.isfinite(T0) else np.zeros(len(slopes))
     sigma = float(np.sqrt(a @ a))
     if sigma > 0.0:
         Ra = np.tensordot(a / sigma, R, axes=1)
@@ -601,11 +925,15 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     std = np.sqrt(np.maximum(second - mean * mean, 0.0) + spread)
     law = None
     if target is not None:
-        law = _passage_law(u, F, steps, target)
+        a_law = ex.resp["law"]
+        ok = np.isfinite(law0) & (law0 > 0) & np.all(np.isfinite(a_law), axis=0)
+        law = _passage_law(_PASSAGE_LOGIT[ok], np.log(law0[ok]), a_law[:, ok],
+                           ex.resp["dz"], F0[0, 0], target)
         mean[:, :2], std[:, :2] = _passage_stats(law, tau)
     return {"value": _interp(tau, u, F0), "mean": mean, "std": std, "law": law,
             "log_time_std": sigma, "align_time": T0,
-            "crossings": {lev: (float(times[0, j + 1]),
+            "modes": tuple(zip(ex.modes, ex.sizes, ex.tail)),
+            "crossings": {lev: (float(times0[j + 1]),
                                 float(np.sqrt(slopes[:, j + 1] @ slopes[:, j + 1])))
                           for j, lev in enumerate(levels)}}
 
@@ -634,7 +962,9 @@ class FiniteNMethod(TheoryMethod):
         params = dict(large.params, N=int(N), method=self.name, n_nodes=int(quad.t.size),
                       rate_spread=check.rate_spread, edge_ratio=check.edge_ratio,
                       size_spread=check.size_spread,
-                      log_time_std=r["log_time_std"])
+                      log_time_std=r["log_time_std"],
+                      n_modes=int(sum(k for k, _, _ in r["modes"])),
+                      truncation=float(max(t for _, _, t in r["modes"])))
         return Prediction(
             tau=req.tau, tau_tilde=self.tau_tilde(req), readout=c * mean[:, 0],
             loss=c * c * mean[:, 1], grad_norm=c * c * mean[:, 2],
@@ -654,7 +984,8 @@ def _expansion(req: Request) -> tuple[Prediction, Quadrature, Validity, dict]:
     quad = quadrature(req.g, depth + 2)
     check = validity(req.g, req.N)
     u = _grid(check.rate_spread, float(req.tt[-1]))
-    r = expand(quad, req.N, lambda nets, grid: _outputs(nets, req, depth, grid), u, req.tt,
+    r = expand(quad, req.N, lambda nets, grid: _outputs(nets, req, depth, grid,
+                                                       stride=OUTPUT_STRIDE), u, req.tt,
                target=req.zt)
     return large, quad, check, r
 
@@ -730,7 +1061,7 @@ def sample_readout_std(g: float, target: float, tau, N: int, networks: int, *,
     xi, zeta = rng.standard_normal((2, draws, networks))
     sd = np.empty((draws, tau.size))
     for d in range(draws):
-        z = np.array([law.curve(x, y, req.tt)[0] for x, y in zip(xi[d], zeta[d])])
+        z = law.curves(xi[d], zeta[d], req.tt)[0]
         sd[d] = abs(c) * z.std(axis=0, ddof=1)
     return np.quantile(sd, q, axis=0)
 
@@ -872,24 +1203,31 @@ def _spread(g: float, target: float, N: int, rel_loss: float, input_amp: float,
     probe = np.linspace(0.0, 3.0 * t_large, 9)
     depth = int(solve("ode", g, zt, probe, outlier=False, grad_norm=False).params["depth"])
     quad = quadrature(g, depth + 2)
-    nets, steps = _surrogates(quad, fluctuation_modes(quad, N))
-    models = [instance_model(net, depth, outliers=False) for net in nets]
     u = _grid(validity(g, N).rate_spread, 3.0 * t_large)
-    sols = integrate_many(models, zt, u, with_grad_integral=True, dense=True)
-    vals = np.full((len(nets), len(SPREAD_OBSERVABLES)), np.nan)
-    for i, (model, sol) in enumerate(zip(models, sols)):
-        loss = 0.5 * (zt - sol.readout) ** 2
-        ref = loss[0] if own_initial_loss else 0.5 * zt * zt
-        T = passage_times(u, loss, np.array([rel_loss * ref / loss[0]]),
-                          rate=model.grad_norms(sol.C, zt) ** 2)[0]
-        if not np.isfinite(T):
-            raise RuntimeError(f"a network of the expansion did not learn to {rel_loss} of "
-                               f"its loss within {u[-1]:.3g} (g = {g}, N = {N})")
-        C, gi = sol.dense(T)
-        vals[i] = [np.log(T), np.linalg.norm(C), gi / T]
-    slopes = (vals[1::2] - vals[2::2]) / (2.0 * steps[:, None])
+
+    def evaluate(nets):
+        models = [instance_model(net, depth, outliers=False) for net in nets]
+        sols = integrate_many(models, zt, u, with_grad_integral=True, dense=True)
+        vals = np.full((len(nets), len(SPREAD_OBSERVABLES)), np.nan)
+        for i, (model, sol) in enumerate(zip(models, sols)):
+            loss = 0.5 * (zt - sol.readout) ** 2
+            ref = loss[0] if own_initial_loss else 0.5 * zt * zt
+            T = passage_times(u, loss, np.array([rel_loss * ref / loss[0]]),
+                              rate=model.grad_norms(sol.C, zt) ** 2)[0]
+            if not np.isfinite(T):
+                raise RuntimeError(f"a network of the expansion did not learn to {rel_loss} "
+                                   f"of its loss within {u[-1]:.3g} (g = {g}, N = {N})")
+            C, gi = sol.dense(T)
+            vals[i] = [np.log(T), np.linalg.norm(C), gi / T]
+        return list(vals)
+
+    def respond(base, plus, minus, h):
+        return {"values": (np.array(plus) - np.array(minus)) / (2.0 * h[:, None])}
+
+    ex = _expand_modes(quad, N, evaluate, respond)
+    vals0, slopes = ex.base, ex.resp["values"]
     sd = np.sqrt(np.sum(slopes * slopes, axis=0))
-    lt_mean, lt_std = _log_normal(float(np.exp(vals[0, 0])), float(sd[0]))
+    lt_mean, lt_std = _log_normal(float(np.exp(vals0[0])), float(sd[0]))
     # the flow with amplitude c is the unit flow with target z_hat / c at time c^2 tau
-    return ((lt_mean / (c * c), lt_std / (c * c)), (float(vals[0, 1]), float(sd[1])),
-            (float(vals[0, 2]) * c * c, float(sd[2]) * c * c))
+    return ((lt_mean / (c * c), lt_std / (c * c)), (float(vals0[1]), float(sd[1])),
+            (float(vals0[2]) * c * c, float(sd[2]) * c * c))
