@@ -23,8 +23,15 @@ errors ``eps_d`` on the decision steps ``d`` is
 
 Several networks (same ``N`` and time grid) are simulated in one loop
 (:meth:`BPTTEngine.evaluate_batch`): their forward and adjoint recursions are stacked on a
-leading axis (``2 B`` slices, one batched matrix product to read the low-rank coordinates
-and one to write them back per step). A single network is the batch of one.
+leading axis (``2 B`` slices). The steps go in blocks of :data:`BLOCK`: the low-rank
+coordinates ``h_k`` of a block (``[u_k, Vc^T xh_k]``, resp. ``[0, Uh^T mu_k]``) are read
+from the block's first state with one batched matrix product, corrected for the feedback
+inside the block through the kernels ``Gamma_n = Rt P^n L`` (``P``: the diagonal ``Ad``,
+``L``/``Rt``: the read and write matrices; ``Gamma_n`` from the bases' Markov parameters
+``[mh, Uh]^T P^n Vc``, recomputed only when a basis grows), and written back with a
+second product; the states then follow by the diagonal recursion alone. Each matrix is
+thus streamed once per block instead of once per step. A single network is the batch of
+one.
 
 The gradient ``G = dt sum_k lambda_{k+1} x_k^T`` is needed only through
 
@@ -93,13 +100,27 @@ def _real_eigenbasis(W0: np.ndarray, dt: float
         i += 2
     lu = sla.lu_factor(S)
     Sinv = sla.lu_solve(lu, np.eye(N))
-    norms = (float(np.linalg.norm(S, 2)), float(np.linalg.norm(Sinv, 2)))
+    norms = _norms(S, Sinv)
     D = 2 * len(d)
     S_view = np.zeros((N, D))
     S_view[:, pos] = S
     Sinv_view = np.zeros((D, N))
     Sinv_view[pos] = Sinv
     return S_view, Sinv_view, np.array(d), norms
+
+
+def _norms(S: np.ndarray, Sinv: np.ndarray) -> tuple[float, float]:
+    """``|S|_2`` and ``|S^{-1}|_2`` from the singular values of ``S`` alone (``1 /
+    sigma_min``; one SVD instead of two, equal to within ``cond(S) eps`` relative);
+    infinite if ``S`` is singular or its computed inverse is not finite.
+
+    >>> _norms(np.diag([2.0, 0.5]), np.diag([0.5, 2.0]))
+    (2.0, 2.0)
+    """
+    s = np.linalg.svd(S, compute_uv=False)
+    if s[-1] == 0.0 or not np.all(np.isfinite(Sinv)):
+        return float(s[0]), float("inf")
+    return float(s[0]), float(1.0 / s[-1])
 
 
 @array_cache(maxsize=3)
@@ -110,12 +131,14 @@ def _cached_eigenbasis(W0: np.ndarray, dt: float
     return _real_eigenbasis(W0, dt)
 
 
-#: Bytes of the stacked read and write matrices per loop: the per-step products stream them
-#: from cache, so a larger batch is split (measured at N = 256 on a shared 2-core machine:
-#: per network, a batch of 4-8 costs about 0.6 of one network alone, a batch of 16 in one
-#: loop no less than one alone).
-BATCH_BYTES = 640 * 1024
+#: Bytes of the stacked read and write matrices per loop (a larger batch is split; the
+#: matrices are read once per block, so the limit only bounds the workspace).
+BATCH_BYTES = 16 * 1024 * 1024
 
+
+#: Time steps per block of :meth:`BPTTEngine._propagate` (measured on a shared 2-core
+#: machine, N = 256 and 1024: 8 to 16 within noise of each other, 24 slower).
+BLOCK = 12
 
 _WORK = threading.local()
 
@@ -125,18 +148,33 @@ def _workspace(T: int, n: int, M: int, K: int) -> tuple[np.ndarray, ...]:
     call to call in this thread (fresh pages of a new trajectory buffer cost about as much
     as a tenth of the loop); the matrices come zeroed, the trajectories are overwritten."""
     cache = _WORK.__dict__.setdefault("arrays", {})
-    key = (T, n, M, K)
+    key = (T, n, M, K, BLOCK)
     if key not in cache:
         if len(cache) >= 4:
             cache.pop(next(iter(cache)))
         cache[key] = (np.zeros((n, 2 * M, K)), np.zeros((n, K, 2 * M)),
                       np.zeros((n, 1, M), dtype=complex),
-                      np.zeros((T + 1, n, 1, M), dtype=complex), np.empty((T, n, 1, K)))
-    L, Rt, mult, slots, H = cache[key]
-    L.fill(0.0)
-    Rt.fill(0.0)
-    mult.fill(0.0)
-    return L, Rt, mult, slots, H
+                      np.zeros((T + 1, n, 1, M), dtype=complex), np.empty((n, T, K)),
+                      np.zeros((n, (BLOCK - 1) * K, K)),
+                      np.empty((n, BLOCK, M), dtype=complex))
+    L, Rt, mult, slots, H, G, E = cache[key]
+    for a in (L, Rt, mult, G):
+        a.fill(0.0)
+    return L, Rt, mult, slots, H, G, E
+
+
+def _blocks(u: np.ndarray) -> list[tuple[int, int]]:
+    """Blocks ``[s, t)`` of the time steps, at most :data:`BLOCK` long, each starting
+    where the input changes (the input lives in slot 0 and is set at a block's start).
+
+    >>> _blocks(np.array([0.0] * 3 + [1.0] * 20)) == [(0, 3), (3, 3 + BLOCK), (3 + BLOCK, 23)]
+    True
+    """
+    starts = [0] + [k for k in range(1, u.size) if u[k] != u[k - 1]] + [u.size]
+    out = []
+    for a, b in zip(starts[:-1], starts[1:]):
+        out.extend((s, min(s + BLOCK, b)) for s in range(a, b, BLOCK))
+    return out
 
 
 def _chunks(engines: list) -> list[list[int]]:
@@ -285,8 +323,14 @@ class BPTTEngine(FactoredDelta, Engine):
         """Forward states and homogeneous adjoints of every engine, in one loop.
 
         Returns the real view ``R`` of the slots, ``R[k, b]`` (``b < B``: ``xh_k`` of engine
-        ``b``; ``b >= B``: ``mu_k`` of engine ``b - B``), and the products ``H[k, b]`` of
+        ``b``; ``b >= B``: ``mu_k`` of engine ``b - B``), and the products ``H[b, k]`` of
         the state with the read columns (``[u_k, Vc^T xh_k]``, resp. ``[0, Uh^T mu_k]``).
+
+        The time steps go in blocks of at most :data:`BLOCK` (:func:`_blocks`): the reads
+        ``h_k = r_k L`` of a block come from its first state and the reads before them
+        (``h_{s+i} = (P^i r_s) L + sum_{j < i} h_{s+j} Gamma_{i-1-j}``, ``Gamma_n = Rt P^n
+        L`` from :meth:`_gammas`), two matrix products per block instead of two per step;
+        the states then follow by the diagonal recursion ``r_{k+1} = P r_k + h_k Rt``.
         """
         B = len(engines)
         e0 = engines[0]
@@ -297,7 +341,7 @@ class BPTTEngine(FactoredDelta, Engine):
         M = round_up(max(e.d.size for e in engines), 16)
         D = 2 * M
         K = round_up(1 + max(max(e.U.n, e.V.n) for e in engines), 8)
-        L, Rt, mult, slots, H = _workspace(T, 2 * B, M, K)
+        L, Rt, mult, slots, H, G, E = _workspace(T, 2 * B, M, K)
         R = slots.view(float)
         R[0] = 0.0
         for b, e in enumerate(engines):
@@ -312,15 +356,71 @@ class BPTTEngine(FactoredDelta, Engine):
             mult[b, 0, :e.d.size] = e.d
             mult[B + b, 0, :e.d.size] = e.d.conj()
             R[0, B + b, 0, :De] = e.wh
+            e._gammas(G[b], G[B + b])
+        # P^i, i < BLOCK, slot by slot (an elementwise product: the same in any batch)
+        powers = np.cumprod(np.concatenate([np.ones_like(mult)[:, None],
+                                            np.broadcast_to(mult[:, None],
+                                                            (2 * B, BLOCK - 1, 1, M))],
+                                           axis=1), axis=1)[:, :, 0]
         u = e0.u
         with np.errstate(over="ignore", invalid="ignore"):
-            for k in range(T):
-                if k == 0 or u[k] != u[k - 1]:
-                    R[k, :B, 0, 0] = u[k]
-                np.matmul(R[k], L, out=H[k])
-                np.multiply(mult, slots[k], out=slots[k + 1])
-                R[k + 1] += H[k] @ Rt
+            for s, t in _blocks(u[:T]):
+                n = t - s
+                R[s, :B, 0, 0] = u[s]
+                Eb = E[:, :n]
+                np.multiply(powers[:, :n], slots[s], out=Eb)
+                Hb = H[:, s:t]
+                np.matmul(Eb.view(float), L, out=Hb)
+                for i in range(1, n):
+                    Hb[:, i] += (Hb[:, :i].reshape(2 * B, 1, i * K)
+                                 @ G[:, (BLOCK - 1 - i) * K:])[:, 0]
+                F = (Hb @ Rt).view(complex)
+                for i in range(n):
+                    k = s + i
+                    np.multiply(mult, slots[k], out=slots[k + 1])
+                    slots[k + 1, :, 0] += F[:, i]
         return R, H
+
+    def _gammas(self, fwd: np.ndarray, adj: np.ndarray) -> None:
+        """Write ``Gamma_n = Rt P^n L`` (``n < BLOCK - 1``) of the forward and adjoint
+        recursions into ``fwd`` and ``adj`` (``((BLOCK - 1) K, K)``, zeroed, ``n``
+        descending).
+
+        With ``Phi_n = [mh, Uh]^T P^n Vc`` (row vectors: ``P`` multiplies the slots of
+        ``[mh, Uh]`` by ``d^n``; cached while the bases keep their size) the
+        forward ``Gamma_n`` has ``dt Phi_n[0]`` in row 0 and ``dt C^T Phi_n[1:]`` below, the
+        adjoint one ``dt C Phi_n[1:]^T`` (``P^T`` is the adjoint's ``P``); column 0 (the
+        input slot) is zero, as ``Rt`` has nothing in slot 0.
+        """
+        p, q = self.U.n, self.V.n
+        if not q:
+            return
+        phi = self._markov()
+        K = fwd.shape[1]
+        dt = self.task.dt
+        f = fwd.reshape(BLOCK - 1, K, K)[::-1]
+        a = adj.reshape(BLOCK - 1, K, K)[::-1]
+        f[:, 0, 1:1 + q] = dt * phi[:, 0]
+        if p:
+            f[:, 1:1 + q, 1:1 + q] = dt * (self.C.T @ phi[:, 1:])
+            a[:, 1:1 + p, 1:1 + p] = dt * (self.C @ np.swapaxes(phi[:, 1:], 1, 2))
+
+    def _markov(self) -> np.ndarray:
+        """``Phi_n = [mh, Uh]^T P^n Vc``, ``n < BLOCK - 1``, ``(BLOCK - 1, 1 + p, q)``
+        (recomputed when a basis has grown)."""
+        key = (self.U.n, self.V.n)
+        if getattr(self, "_phi_key", None) != key:
+            left = np.ascontiguousarray(np.column_stack([self.mh, self.U.image]).T)
+            right = np.ascontiguousarray(self.V.image.T)
+            left, right = left.view(complex), right.view(complex)
+            dpow = np.cumprod(np.concatenate([np.ones((1, self.d.size), dtype=complex),
+                                              np.broadcast_to(self.d, (BLOCK - 2,
+                                                                       self.d.size))]),
+                              axis=0)
+            prod = (left[None] * dpow[:, None]).reshape(-1, self.d.size) @ right.conj().T
+            self._phi = prod.real.reshape(BLOCK - 1, 1 + self.U.n, self.V.n)
+            self._phi_key = key
+        return self._phi
 
     @classmethod
     def evaluate_batch(cls, engines: Sequence["BPTTEngine"]) -> tuple[np.ndarray, np.ndarray]:
@@ -341,8 +441,8 @@ class BPTTEngine(FactoredDelta, Engine):
             for b, (i, e) in enumerate(zip(idx, chunk)):
                 De, q, p = e.D, e.V.n, e.U.n
                 X, Mu = R[:, b, 0, :De], R[:, B + b, 0, :De]
-                loss[i], readout[i] = e._finish(X, Mu, H[:, b, 0, 1:1 + q],
-                                                H[:, B + b, 0, 1:1 + p])
+                loss[i], readout[i] = e._finish(X, Mu, H[b, :, 1:1 + q],
+                                                H[B + b, :, 1:1 + p])
         return loss, readout
 
     def _finish(self, X: np.ndarray, Mu: np.ndarray, Sx: np.ndarray, Mu_U: np.ndarray
