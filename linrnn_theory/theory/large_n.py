@@ -256,7 +256,8 @@ def outlier_terms(g: float, depth: int) -> tuple[np.ndarray, Callable[[np.ndarra
     """``M(lambda)`` of :func:`outlier_matrices` as a linear combination of fixed
     matrices: ``(B, phi)`` with ``M(lambda) = sum_j phi(lambda)[j] B[j]`` (``B``:
     ``(n, p, q)``, the Chebyshev coefficients; ``phi``: an array of ``m`` lambdas ->
-    ``(m, n)``). :meth:`.reduced.ReducedModel.largest_outliers` uses it to bound
+    ``(m, n)``, NaN rows outside the interpolated range of ``lambda``, where the series
+    is an extrapolation). :meth:`.reduced.ReducedModel.largest_outliers` uses it to bound
     ``det(I - C M(lambda))`` away from zero for many ``C`` and ``lambda`` at once.
 
     Examples
@@ -269,7 +270,14 @@ def outlier_terms(g: float, depth: int) -> tuple[np.ndarray, Callable[[np.ndarra
     b = _get_build(float(g), int(depth))
     K = b.rank(int(depth))
     coef = b.chebyshev()[:, :K, :K]
-    return coef, lambda lam: _chebyshev_values(_lambda_to_x(b, lam), coef.shape[0])
+
+    def phi(lam: np.ndarray) -> np.ndarray:
+        x = _lambda_to_x(b, lam)
+        out = _chebyshev_values(np.clip(x, -1.0, 1.0), coef.shape[0])
+        out[np.abs(x) > 1.0 + 1e-12] = np.nan
+        return out
+
+    return coef, phi
 
 
 def outlier_matrices(g: float, depth: int, lam) -> np.ndarray:

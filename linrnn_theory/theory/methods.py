@@ -226,10 +226,21 @@ def _sv(C: np.ndarray, k: int) -> np.ndarray:
 
 
 def _svs(Cs: np.ndarray, k: int) -> np.ndarray:
-    """:func:`_sv` for a stack ``(n, p, q)``: ``(n, k)``, zero-padded."""
+    """:func:`_sv` for a stack ``(n, p, q)``: ``(n, k)``, zero-padded. A symmetric stack
+    (every large-N flow) takes ``|eigvalsh|``, about twice as fast as the SVD.
+
+    Examples
+    --------
+    >>> C = np.array([[[1.0, 2.0], [2.0, -3.0]]])
+    >>> bool(np.allclose(_svs(C, 2), np.linalg.svd(C[0], compute_uv=False)))
+    True
+    """
     out = np.zeros((len(Cs), k))
     if Cs.size:
-        s = np.linalg.svd(Cs, compute_uv=False)[:, :k]
+        if Cs.shape[1] == Cs.shape[2] and np.array_equal(Cs, np.swapaxes(Cs, 1, 2)):
+            s = -np.sort(-np.abs(np.linalg.eigvalsh(Cs)), axis=1)[:, :k]
+        else:
+            s = np.linalg.svd(Cs, compute_uv=False)[:, :k]
         out[:, : s.shape[1]] = s
     return out
 

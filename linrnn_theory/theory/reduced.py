@@ -275,7 +275,9 @@ def _outlier_safe(Cs: np.ndarray, Mg: np.ndarray, grid: np.ndarray,
     with ``e`` of one sign), it is the much tighter ``sqrt(tr(C M C M))``: the nonzero
     eigenvalues of ``C M`` are those of the symmetric ``C^{1/2} M C^{1/2}``, whose
     Frobenius norm that is; ``tr(C B_j C B_l)`` is formed once per ``C``. Safe means
-    below ``1 - 1e-6`` (a margin far above the rounding of either bound).
+    below ``1 - 1e-6`` after adding a bound on the rounding of ``tr(C M C M)`` (the sum
+    of terms ``tr(C B_j C B_l) phi_j phi_l``, ``|phi_j| <= 1``, can cancel); ``phi`` NaN
+    (``lambda`` outside the range of ``terms``) is never safe.
 
     Examples
     --------
@@ -306,8 +308,12 @@ def _outlier_safe(Cs: np.ndarray, Mg: np.ndarray, grid: np.ndarray,
         NTf = N.transpose(0, 2, 3, 1).reshape(m, nb, p * p)
         G = Nf @ np.swapaxes(NTf, 1, 2)                         # tr(C B_j C B_l)
         Phi = phi(grid)                                         # (n_grid, nb)
-        F2 = ((G @ Phi.T) * Phi.T).sum(axis=1)                  # phi^T G phi per lambda
-        safe[sd] = np.sqrt(np.maximum(F2, 0.0)) < margin
+        PP = (Phi[:, :, None] * Phi[:, None, :]).reshape(grid.size, nb * nb)
+        F2 = G.reshape(m, nb * nb) @ PP.T                       # phi^T G phi per lambda
+        # rounding: |G_jl| <= |C B_j|_F |C B_l|_F, each formed and summed in float64
+        S = np.sqrt(np.einsum("mjk,mjk->mj", Nf, Nf)).sum(axis=1)
+        err = (p * p + nb * nb) * 1e-15 * S * S
+        safe[sd] = F2 + err[:, None] < margin * margin          # False where phi is NaN
     if not sd.all():
         mnorm = np.linalg.norm(Mg, ord=2, axis=(1, 2))
         cnorm = np.linalg.norm(Cs[~sd], ord=2, axis=(1, 2))
@@ -323,8 +329,9 @@ def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.nd
     once, to ``|x - root| <= xtol + rtol |root|`` (as :func:`scipy.optimize.brentq`).
 
     Illinois (modified regula falsi) steps, a bisection whenever a bracket did not halve in
-    two steps; once a step moves by less than the tolerance, the bracket
-    ``[x - tol, x + tol]`` is tested, and a sign change there ends that root.
+    two steps, every step at least the tolerance inside the bracket; once a step moves by
+    less than the tolerance, the bracket ``[x - tol, x + tol]`` is tested, and a sign
+    change there ends that root.
     """
     a, b, fa, fb = (np.array(v, dtype=float) for v in (a, b, fa, fb))
     out = np.empty(a.size)
@@ -345,6 +352,9 @@ def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.nd
             return out
         x = (a * fb - b * fa) / (fb - fa)
         slow = (b - a) > 0.5 * width
+        # at least tol inside the bracket (as Brent's steps; a secant step rounded onto an
+        # end moves tol off it): a root next to one end then closes the bracket at once
+        x = np.minimum(np.maximum(x, a + tol), b - tol)
         x = np.where(slow | ~((x > a) & (x < b)), 0.5 * (a + b), x)
         near = np.abs(x - x_old) <= tol
         # a converged iterate: bracket it tightly (the next step tests x -/+ tol)
@@ -650,7 +660,8 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
         ev = _dense_view(ode, min(t_done[k], t_end), start, p, q,
                          n + k if with_grad_integral else None) if dense else None
         start += p * q
-        out.append(FlowSolution(tau=tau, C=Cs, readout=m.readouts(Cs), grad_int=gi,
+        z = reduced_readouts(Cs, m.A, m.r_w, m.r_m, m.s0, symmetric)[0]
+        out.append(FlowSolution(tau=tau, C=Cs, readout=np.asarray(z), grad_int=gi,
                                 status=Status.OK, message=msg, nfev=nfev, dense=ev,
                                 t_hold=float(t_done[k])))
     return out

@@ -35,6 +35,7 @@ __all__ = ["ORDER", "TaylorDense", "taylor_flow"]
 
 #: Order of the Taylor polynomial of one step.
 ORDER = 30
+_EPS4 = 4 * np.finfo(float).eps
 
 
 @dataclass
@@ -110,48 +111,83 @@ def _coefficients(C0: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarra
     eye = np.eye(Q)
     Minv = np.linalg.inv(eye - A @ C0)                        # (K, Q, Q)
     By = Minv @ A                                             # (K, Q, P)
-    Cc = np.zeros((K, P, n + 1, Q))
-    Cc[:, :, 0, :] = C0
-    Yrev = np.zeros((K, n + 1, Q))                            # y_k at index n - k
-    Yrev[:, n, :] = (Minv @ r_m[:, :, None])[:, :, 0]
+    # flat layouts: the sums over orders are slices, without reshapes in the loop
+    Cf = np.zeros((K, P, (n + 1) * Q))                        # C_k in columns kQ:(k+1)Q
+    Cf[:, :, :Q] = C0
+    Yf = np.zeros((K, (n + 1) * Q, 1))                        # y_k in rows (n-k)Q:(n-k+1)Q
+    Yf[:, n * Q:, :] = Minv @ r_m[:, :, None]
+    Yv = Yf.reshape(K, n + 1, Q)
     if symmetric:
-        CTc, Xrev, Bx = Cc, Yrev, None
+        CTf, Xf, Xv, Bx = Cf, Yf, Yv, None
     else:
-        CTc = np.zeros((K, Q, n + 1, P))
-        CTc[:, :, 0, :] = np.swapaxes(C0, 1, 2)
+        CTf = np.zeros((K, Q, (n + 1) * P))
+        CTf[:, :, :P] = np.swapaxes(C0, 1, 2)
         Ninv = np.linalg.inv(np.eye(P) - np.swapaxes(A, 1, 2) @ np.swapaxes(C0, 1, 2))
         Bx = Ninv @ np.swapaxes(A, 1, 2)                      # (K, P, Q)
-        Xrev = np.zeros((K, n + 1, P))
-        Xrev[:, n, :] = (Ninv @ r_w[:, :, None])[:, :, 0]
+        Xf = np.zeros((K, (n + 1) * P, 1))
+        Xf[:, n * P:, :] = Ninv @ r_w[:, :, None]
+        Xv = Xf.reshape(K, n + 1, P)
     ec = np.zeros((K, n + 1))
     U = np.zeros((K, P, n + 1))                               # u_k = sum_a e_a x_{k-a}
     w0 = (np.swapaxes(C0, 1, 2) @ r_w[:, :, None])[:, :, 0]   # C0^T r_w
-    ec[:, 0] = targets - s0 - (w0 * Yrev[:, n, :]).sum(axis=1)
+    ec[:, 0] = targets - s0 - (w0 * Yv[:, n, :]).sum(axis=1)
     # for k >= 1, with s_k = sum_{j=1}^k C_j y_{k-j}: y_k = By s_k and
     # e_k = -r_w^T (C0 y_k + s_k) = -(By^T w0 + r_w)^T s_k: one product gives both
     Bye = np.concatenate([By, -(np.swapaxes(By, 1, 2) @ w0[:, :, None]
                                 + r_w[:, :, None]).transpose(0, 2, 1)], axis=1)
     for k in range(n + 1):
         if k:
-            # s_k as one product (the (k, Q) block of Cc is contiguous)
-            sy = (Cc[:, :, 1:k + 1, :].reshape(K, P, k * Q)
-                  @ Yrev[:, n - k + 1:, :].reshape(K, k * Q, 1))            # (K, P, 1)
-            ye = (Bye @ sy)[:, :, 0]
-            Yrev[:, n - k, :] = ye[:, :Q]
-            ec[:, k] = ye[:, Q]
+            sy = Cf[:, :, Q:(k + 1) * Q] @ Yf[:, (n - k + 1) * Q:, :]          # (K, P, 1)
+            ye = Bye @ sy
+            Yf[:, (n - k) * Q:(n - k + 1) * Q, :] = ye[:, :Q]
+            ec[:, k] = ye[:, Q, 0]
             if not symmetric:
-                sx = (CTc[:, :, 1:k + 1, :].reshape(K, Q, k * P)
-                      @ Xrev[:, n - k + 1:, :].reshape(K, k * P, 1))
-                Xrev[:, n - k, :] = (Bx @ sx)[:, :, 0]
+                sx = CTf[:, :, P:(k + 1) * P] @ Xf[:, (n - k + 1) * P:, :]
+                Xf[:, (n - k) * P:(n - k + 1) * P, :] = Bx @ sx
             if k == n:
                 break
         # (k+1) C_{k+1} = sum_b u_b y_{k-b}^T
-        U[:, :, k] = (ec[:, None, :k + 1] @ Xrev[:, n - k:, :])[:, 0, :]
-        Cn = (U[:, :, :k + 1] @ Yrev[:, n - k:, :]) * (scale / (k + 1))
-        Cc[:, :, k + 1, :] = Cn
+        U[:, :, k] = (ec[:, None, :k + 1] @ Xv[:, n - k:, :])[:, 0, :]
+        Cn = (U[:, :, :k + 1] @ Yv[:, n - k:, :]) * (scale / (k + 1))
+        Cf[:, :, (k + 1) * Q:(k + 2) * Q] = Cn
         if not symmetric:
-            CTc[:, :, k + 1, :] = np.swapaxes(Cn, 1, 2)
+            CTf[:, :, (k + 1) * P:(k + 2) * P] = np.swapaxes(Cn, 1, 2)
+    Cc = Cf.reshape(K, P, n + 1, Q)
     return Cc, ec
+
+
+def _threshold_roots(ec: np.ndarray, thr: np.ndarray, u: float, xtol: float) -> np.ndarray:
+    """Where ``|e(x)| = thr`` in ``[0, u]`` for the polynomials ``e`` of the rows of ``ec``
+    (``|e(0)| > thr >= |e(u)|``; ``e`` keeps its sign and ``|e|`` decreases): Newton steps
+    kept inside the bracket (a bisection where one leaves it), until a step moves by less
+    than ``xtol + 4 eps x``.
+
+    Examples
+    --------
+    >>> x = _threshold_roots(np.array([[1.0, -1.0]]), np.array([0.25]), 1.0, 1e-16)
+    >>> float(x[0])                                  # 1 - x = 0.25
+    0.75
+    """
+    sgn = np.sign(ec[:, 0])
+    c = ec * sgn[:, None]
+    c[:, 0] -= thr                                     # f = |e| - thr, decreasing
+    dc = c[:, 1:] * np.arange(1, c.shape[1])
+    a, b = np.zeros(len(c)), np.full(len(c), float(u))
+    fb = _horner(c, b)
+    x = np.where(fb == 0.0, b, c[:, 0] / (c[:, 0] - fb) * b)   # the secant to start
+    for _ in range(100):
+        fx = _horner(c, x)
+        a = np.where(fx > 0, x, a)
+        b = np.where(fx < 0, x, b)
+        step = fx / _horner(dc, x)
+        nx = x - step
+        nx = np.where((nx > a) & (nx < b) & np.isfinite(nx), nx, 0.5 * (a + b))
+        nx = np.where(fx == 0.0, x, nx)
+        done = np.abs(nx - x) <= xtol + _EPS4 * np.abs(x)
+        x = nx
+        if done.all():
+            break
+    return x
 
 
 def _horner(c: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -222,7 +258,7 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
     >>> bool(abs(1.0 - large_n_model(0.5, 6).readout(C)) <= 1.0001e-10), bool(t_stop < 10)
     (True, True)
     """
-    from .reduced import StepLimitError, _bracketed_roots
+    from .reduced import StepLimitError
 
     K = targets.size
     P, Q = r_w.shape[1], r_m.shape[1]
@@ -235,7 +271,6 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
     # time scale of the first step: the initial rate |r_w|^2 |r_m|^2 (1 + |z_hat|)
     rate = np.sum(r_w * r_w, axis=1) * np.sum(r_m * r_m, axis=1) * (1.0 + np.abs(targets))
     scale = 1.0 / max(float(np.max(rate)), 1e-300)
-    eps4 = 4 * np.finfo(float).eps
     while t < t_end and active.any():
         nfev += order + 1
         if nfev > max_nfev:
@@ -247,6 +282,8 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
         if not (np.all(np.isfinite(Cc)) and np.all(np.isfinite(ec))):
             scale *= 1e-3                                      # far beyond the radius
             continue
+        if symmetric:                   # exactly symmetric, as C is (round-off apart)
+            Cc = 0.5 * (Cc + Cc.transpose(0, 3, 2, 1))
         Cc[~active, :, 1:, :] = 0.0                            # converged: held
         ec[~active, 1:] = 0.0
         nrm = np.abs(Cc).max(axis=(1, 3))                      # (K, order + 1)
@@ -260,24 +297,12 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
         cross = active & (np.abs(e_end) - thr <= 0)
         if cross.any():
             rows = np.nonzero(cross)[0]
-
-            def f(x: np.ndarray, r: np.ndarray) -> np.ndarray:
-                return np.abs(_horner(ec[rows[r]], x)) - thr[rows[r]]
-
-            fb = np.abs(e_end[rows]) - thr[rows]
-            x = np.full(rows.size, u)
-            inner = np.nonzero(fb != 0.0)[0]
-            if inner.size:
-                a0, b0 = np.zeros(inner.size), np.full(inner.size, u)
-                x[inner] = _bracketed_roots(f, a0, b0, f(a0, inner), fb[inner], inner,
-                                            xtol=eps4 * (t + scale * u) / scale, rtol=eps4)
+            x = _threshold_roots(ec[rows], thr[rows], u, _EPS4 * (t + scale * u) / scale)
             t_done[rows] = t + scale * x
             active[rows] = False
         coefs.append(np.moveaxis(Cc, 2, 0).reshape(order + 1, -1)[:, flat])
         scales.append(scale)
         C0 = np.einsum("kpjq,j->kpq", Cc, u ** np.arange(order + 1))
-        if symmetric:                   # keep C exactly symmetric against round-off
-            C0 = 0.5 * (C0 + np.swapaxes(C0, 1, 2))
         t = t + scale * u
         ts.append(t)
         scale = scale * u               # the next step is about as long as this one
