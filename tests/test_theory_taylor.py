@@ -92,3 +92,22 @@ def test_outlier_bound_is_safe(g):
     assert safe.mean() > 0.3 and not safe.all()
     plain = _outlier_safe(Cs, Mg, grid, None)                     # the norm bound
     assert np.all(safe[plain])                                    # the new one is tighter
+
+
+@pytest.mark.parametrize("g", [0.0, 0.6])
+def test_vectorised_outliers_equal_brentq_from_the_first_cell(g):
+    """From the start of learning on, where the outlier is still next to the bulk (at
+    g = 0 in the lowest grid cell), the joint refinement finds the root that brentq finds
+    cell by cell (steps kept inside the bracket, a bisection at least every two steps)."""
+    from linrnn_theory.theory.reduced import integrate
+    mdl = large_n_model(g, 6)
+    tau = np.concatenate([np.linspace(0.0, 0.05, 10), np.linspace(0.1, 3.0, 10)])
+    Cs = integrate(mdl, 1.0, tau / beta_of(g) ** 2).C
+    fast = mdl.largest_outliers(Cs)
+    assert np.isfinite(fast[1 if g == 0 else -5:]).all()
+    for C, lam in zip(Cs, fast):
+        roots = mdl.outliers(C)
+        if roots.size:
+            assert lam == pytest.approx(roots[0], rel=1e-12)
+        else:
+            assert np.isnan(lam)

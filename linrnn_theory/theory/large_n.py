@@ -180,20 +180,24 @@ def _chebyshev_coefficients(b: _Build) -> np.ndarray:
     for x in xs:
         t = to_fixed(mid, bits) + ((to_fixed(half, bits) * x) >> bits)
         psis.append(fixed_psi_moments(b.g, t, b.chi[:n_psi], bits))
-    # Psi[j, n] = w_j sum_k T_j(x_k) psi_n(t_k)
+    # Psi[j, n] = w_j sum_k T_j(x_k) psi_n(t_k) (exact integer sums: one object product)
     Tj = [[1 << bits] * n_nodes, list(xs)]
     for j in range(2, n_nodes):
         Tj.append([((2 * x * p1) >> bits) - p0 for x, p1, p0 in zip(xs, Tj[-1], Tj[-2])])
-    Psi = [[sum(Tj[j][k] * psis[k][n] for k in range(n_nodes)) * (2 if j else 1)
-            // (n_nodes << bits) for n in range(n_psi)] for j in range(n_nodes)]
-    idx = range(1, L + 1)
-    Tt = b.T.T
-    out = []
-    for j in range(n_nodes):
-        H = np.array([[Psi[j][(i + k - 1) // 2] if (i + k) % 2 == 1 else 0 for k in idx]
-                      for i in idx], dtype=object)
-        out.append(_sandwich(Tt, H, b.T, bits))
-    return np.array(out)
+    S = np.array(Tj, dtype=object) @ np.array(psis, dtype=object)     # (n_nodes, n_psi)
+    Psi = np.array([[v * (2 if j else 1) // (n_nodes << bits) for v in row]
+                    for j, row in enumerate(S)], dtype=object)
+    # T^T H_j T with H_j[i, k] = Psi[j, (i + k - 1) / 2] (i + k odd) is sum_n Psi[j, n] F_n,
+    # F_n = sum_{i + k = 2n + 1} T[i]^T T[k] (rows of T, 1-based i, k): exact, as before
+    T = b.T
+    K = T.shape[1]
+    F = np.empty((n_psi, K * K), dtype=object)
+    for n in range(n_psi):
+        i = np.arange(max(1, 2 * n + 1 - L), min(L, 2 * n) + 1)
+        F[n] = (T[i - 1].T @ T[2 * n + 1 - i - 1]).ravel() if i.size else 0
+    P = (Psi @ F).reshape(n_nodes, K, K)
+    scale = 1 << (3 * bits)
+    return np.array([v / scale for v in P.ravel()], dtype=float).reshape(P.shape)
 
 
 def _build_size(depth: int) -> int:

@@ -337,7 +337,8 @@ def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.nd
     out = np.empty(a.size)
     act = np.arange(a.size)
     side = np.zeros(a.size, dtype=int)
-    width = b - a
+    width = b - a                                  # the bracket two steps ago
+    last = b - a                                   # and one step ago
     x_old = np.full(a.size, np.nan)
     for _ in range(maxiter):
         tol = xtol + rtol * np.maximum(np.abs(a), np.abs(b))
@@ -345,8 +346,8 @@ def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.nd
         if done.any():
             out[act[done]] = 0.5 * (a[done] + b[done])
             keep = ~done
-            a, b, fa, fb, act, side, width, x_old = (v[keep] for v in
-                                                     (a, b, fa, fb, act, side, width, x_old))
+            a, b, fa, fb, act, side, width, last, x_old = (
+                v[keep] for v in (a, b, fa, fb, act, side, width, last, x_old))
             tol = tol[keep]
         if not act.size:
             return out
@@ -360,14 +361,14 @@ def _bracketed_roots(f: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.nd
         # a converged iterate: bracket it tightly (the next step tests x -/+ tol)
         x = np.where(near & (x - tol > a) & (x - a < b - x), x - tol, x)
         x = np.where(near & (x + tol < b) & (x - a >= b - x), x + tol, x)
-        width = np.where(slow, b - a, width)
+        width, last = last, b - a
         fx = f(x, rows[act])
         zero = fx == 0.0
         if zero.any():
             out[act[zero]] = x[zero]
             keep = ~zero
-            a, b, fa, fb, act, side, width, x, fx = (v[keep] for v in
-                                                     (a, b, fa, fb, act, side, width, x, fx))
+            a, b, fa, fb, act, side, width, last, x, fx = (
+                v[keep] for v in (a, b, fa, fb, act, side, width, last, x, fx))
             if not act.size:
                 return out
         x_old = x

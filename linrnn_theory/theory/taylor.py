@@ -190,12 +190,11 @@ def _threshold_roots(ec: np.ndarray, thr: np.ndarray, u: float, xtol: float) -> 
     return x
 
 
-def _horner(c: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """``sum_k c[..., k] h^k`` along the last axis (``h`` broadcasting with ``c[..., 0]``)."""
-    out = c[..., -1].copy()
-    for k in range(c.shape[-1] - 2, -1, -1):
-        out = out * h + c[..., k]
-    return out
+def _horner(c: np.ndarray, h) -> np.ndarray:
+    """``sum_k c[..., k] h^k`` along the last axis (``h`` broadcasting with ``c[..., 0]``;
+    ``|h|`` of order one, the scaled step, so the powers are harmless)."""
+    h = np.asarray(h, dtype=float)
+    return (c * h[..., None] ** np.arange(c.shape[-1])).sum(axis=-1)
 
 
 def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
