@@ -32,7 +32,7 @@ from ..network import Network
 from ..trajectory import Status
 from .exact_g0 import g0_trajectory
 from .large_n import LAMBDA_MAX, large_n_model
-from .reduced import ReducedModel, StepLimitError, integrate, integrate_many
+from .reduced import ReducedModel, StepLimitError, equal_runs, integrate, integrate_many
 from .result import Prediction
 from .series import (MAX_ORDER, delta_chain_series, outlier_series_g0, readout_series,
                      singular_value_series)
@@ -236,6 +236,9 @@ def _svs(Cs: np.ndarray, k: int) -> np.ndarray:
     True
     """
     out = np.zeros((len(Cs), k))
+    first, run = equal_runs(Cs)
+    if first.size < len(Cs):                       # a held flow repeats its last C
+        return _svs(Cs[first], k)[run]
     if Cs.size:
         if Cs.shape[1] == Cs.shape[2] and np.array_equal(Cs, np.swapaxes(Cs, 1, 2)):
             s = -np.sort(-np.abs(np.linalg.eigvalsh(Cs)), axis=1)[:, :k]

@@ -31,7 +31,7 @@ from ..lowrank import reduced_readout, reduced_readouts
 from ..trajectory import Status
 
 __all__ = ["ReducedModel", "FlowSolution", "integrate", "integrate_many", "LearningPath",
-           "integrate_paths", "StepLimitError", "MAX_NFEV"]
+           "integrate_paths", "StepLimitError", "MAX_NFEV", "equal_runs"]
 
 #: Default budget of right-hand side evaluations of one integration. A converged depth
 #: needs about a thousand (measured for 0 <= g <= 0.998); near ``g = 1`` deep chains become so stiff that an
@@ -195,11 +195,8 @@ class ReducedModel:
         lo = self.bulk_radius * (1 + 1e-9) + 1e-12
         if Cs.shape[0] == 0 or Cs[0].size == 0 or lo >= lam_max:
             return np.full(Cs.shape[0], np.nan)
-        flat = Cs.reshape(Cs.shape[0], -1)
-        same = np.all(flat[1:] == flat[:-1], axis=1)        # runs of equal C (held flows)
-        if same.any():
-            first = np.concatenate([[0], np.nonzero(~same)[0] + 1])
-            run = np.cumsum(np.concatenate([[False], ~same]))
+        first, run = equal_runs(Cs)                          # a held flow: equal C
+        if first.size < Cs.shape[0]:
             return self.largest_outliers(Cs[first], lam_max, n_grid)[run]
         n = Cs.shape[0]
         out = np.full(n, np.nan)
@@ -262,6 +259,27 @@ class ReducedModel:
         x = _bracketed_roots(f, a, b, fa, fb, idx)
         out[idx] = x
         return out
+
+
+def equal_runs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal consecutive entries of a stack ``X`` (``(n, ...)``): the index of each
+    run's first entry, and each entry's run, so ``f(X[first])[run]`` is ``f(X)`` for any
+    function ``f`` of the entries (a flow held after its convergence repeats its last
+    ``C``).
+
+    Examples
+    --------
+    >>> first, run = equal_runs(np.array([1.0, 2.0, 2.0, 2.0, 3.0]))
+    >>> first.tolist(), run.tolist()
+    ([0, 1, 4], [0, 1, 1, 1, 2])
+    """
+    n = X.shape[0]
+    if n < 2:
+        return np.arange(n), np.arange(n)
+    flat = X.reshape(n, -1)
+    new = ~np.all(flat[1:] == flat[:-1], axis=1)
+    return (np.concatenate([[0], np.nonzero(new)[0] + 1]),
+            np.concatenate([[0], np.cumsum(new)]))
 
 
 def _outlier_safe(Cs: np.ndarray, Mg: np.ndarray, grid: np.ndarray,
@@ -661,7 +679,8 @@ def integrate_many(models: Sequence[ReducedModel], target: float | Sequence[floa
         ev = _dense_view(ode, min(t_done[k], t_end), start, p, q,
                          n + k if with_grad_integral else None) if dense else None
         start += p * q
-        z = reduced_readouts(Cs, m.A, m.r_w, m.r_m, m.s0, symmetric)[0]
+        first, run = equal_runs(Cs)                   # held: one readout per run
+        z = reduced_readouts(Cs[first], m.A, m.r_w, m.r_m, m.s0, symmetric)[0][run]
         out.append(FlowSolution(tau=tau, C=Cs, readout=np.asarray(z), grad_int=gi,
                                 status=Status.OK, message=msg, nfev=nfev, dense=ev,
                                 t_hold=float(t_done[k])))

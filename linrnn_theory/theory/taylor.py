@@ -159,8 +159,8 @@ def _coefficients(C0: np.ndarray, A: np.ndarray, r_w: np.ndarray, r_m: np.ndarra
 def _threshold_roots(ec: np.ndarray, thr: np.ndarray, u: float, xtol: float) -> np.ndarray:
     """Where ``|e(x)| = thr`` in ``[0, u]`` for the polynomials ``e`` of the rows of ``ec``
     (``|e(0)| > thr >= |e(u)|``; ``e`` keeps its sign and ``|e|`` decreases): Newton steps
-    kept inside the bracket (a bisection where one leaves it), until a step moves by less
-    than ``xtol + 4 eps x``.
+    kept inside the bracket (a bisection where one leaves it), until the Newton step is
+    below ``xtol + 4 eps x``.
 
     Examples
     --------
@@ -180,11 +180,10 @@ def _threshold_roots(ec: np.ndarray, thr: np.ndarray, u: float, xtol: float) -> 
         a = np.where(fx > 0, x, a)
         b = np.where(fx < 0, x, b)
         step = fx / _horner(dc, x)
+        done = (fx == 0.0) | (np.abs(step) <= xtol + _EPS4 * np.abs(x))
         nx = x - step
         nx = np.where((nx > a) & (nx < b) & np.isfinite(nx), nx, 0.5 * (a + b))
-        nx = np.where(fx == 0.0, x, nx)
-        done = np.abs(nx - x) <= xtol + _EPS4 * np.abs(x)
-        x = nx
+        x = np.where(done, x, nx)
         if done.all():
             break
     return x
