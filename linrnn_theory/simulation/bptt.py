@@ -52,14 +52,15 @@ and says so in the run's message, unless the fast engine was asked for by name.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg as sla
 
-from .._memo import array_cache
-from ..network import Network
+from .._memo import array_cache, freeze
+from ..network import Network, init_network
 from ..task import FixedPointTask
 from .basis import FactoredDelta, MappedBasis, round_up
 from .engine import Engine, EngineRefused, register_engine
@@ -70,43 +71,43 @@ __all__ = ["BPTTEngine", "MAX_EIGVEC_COND"]
 MAX_EIGVEC_COND = 1e5
 
 
-def _real_eigenbasis(W0: np.ndarray, dt: float
+def _real_eigenbasis(W0: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     """Real eigenbasis ``S`` (``W0 S = S D``) laid out as complex slots (module docstring).
 
     Returns ``S`` (N x D) and ``S^{-1}`` (D x N) on the real view of the slots (zero
     columns/rows where a slot has no coordinate: slot 0 and the imaginary part of a real
-    eigenvalue's slot), the forward multipliers ``d`` (one complex number per slot, ``Ad``
-    in slot form; ``d[0] = 1`` keeps the input) and the 2-norms of ``S`` and ``S^{-1}``.
+    eigenvalue's slot), the eigenvalue of each slot (``lam``; 0 in slot 0, the one with
+    eigenvector ``Re v + 1j Im v`` for a pair) and the 2-norms of ``S`` and ``S^{-1}``.
     """
     ev, V = np.linalg.eig(W0)
     N = W0.shape[0]
     S = np.empty((N, N))
     pos = np.empty(N, dtype=int)        # column of S -> position in the real view
-    d = [1.0 + 0.0j]                    # slot 0: the input
+    lam = [0j]                          # slot 0: the input
     i = 0
     while i < N:
-        j = len(d)
+        j = len(lam)
         if abs(ev[i].imag) == 0.0 or i == N - 1:
             S[:, i] = V[:, i].real
             pos[i] = 2 * j
-            d.append(complex(1.0 - dt + dt * ev[i].real))
+            lam.append(complex(ev[i].real))
             i += 1
             continue
         # conjugate pair (numpy returns them adjacent): columns Re v, Im v, one slot
         S[:, i], S[:, i + 1] = V[:, i].real, V[:, i].imag
         pos[i], pos[i + 1] = 2 * j, 2 * j + 1
-        d.append(complex(1.0 - dt + dt * ev[i].real, -dt * ev[i].imag))
+        lam.append(complex(ev[i]))
         i += 2
     lu = sla.lu_factor(S)
     Sinv = sla.lu_solve(lu, np.eye(N))
     norms = _norms(S, Sinv)
-    D = 2 * len(d)
+    D = 2 * len(lam)
     S_view = np.zeros((N, D))
     S_view[:, pos] = S
     Sinv_view = np.zeros((D, N))
     Sinv_view[pos] = Sinv
-    return S_view, Sinv_view, np.array(d), norms
+    return S_view, Sinv_view, np.array(lam), norms
 
 
 def _norms(S: np.ndarray, Sinv: np.ndarray) -> tuple[float, float]:
@@ -123,12 +124,50 @@ def _norms(S: np.ndarray, Sinv: np.ndarray) -> tuple[float, float]:
     return float(s[0]), float(1.0 / s[-1])
 
 
-@array_cache(maxsize=3)
-def _cached_eigenbasis(W0: np.ndarray, dt: float
+@array_cache(maxsize=8)
+def _cached_eigenbasis(W: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
-    """``_real_eigenbasis`` cached for the last few ``W0`` (a sweep trains the same network
-    for several targets; the O(N^3) decomposition is then done once)."""
-    return _real_eigenbasis(W0, dt)
+    """``_real_eigenbasis`` cached for the last few matrices (a sweep trains one network
+    for several targets, and the networks of one seed at several gains share ``J``:
+    :func:`_eigenbasis`; the O(N^3) decomposition is then done once)."""
+    return _real_eigenbasis(W)
+
+
+@functools.lru_cache(maxsize=8)
+def _unit_connectivity(N: int, seed: int) -> np.ndarray:
+    """``J`` of :func:`~linrnn_theory.init_network` (``W0 = g J``), read-only."""
+    return freeze(init_network(N=N, g=1.0, seed=seed).W0)
+
+
+def _eigenbasis(net: Network, dt: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+    """``S``, ``S^{-1}``, the forward multipliers ``d`` (``Ad`` in slot form, ``1 - dt + dt
+    conj(lam)``; ``d[0] = 1`` keeps the input) and the norms of ``S`` and ``S^{-1}``.
+
+    A network drawn by :func:`~linrnn_theory.init_network` with ``g > 0`` (``W0`` equal to
+    ``g J`` for the ``J`` of its seed) takes the eigenvectors of ``J`` and its eigenvalues
+    times ``g``: the networks of one seed share one decomposition across gains (and
+    ``W0`` stands for ``g J`` in exact arithmetic; it differs from the rounded product by
+    at most half an ulp per entry). Any other ``W0`` is decomposed itself.
+
+    Examples
+    --------
+    >>> from linrnn_theory import init_network
+    >>> a, b = (_eigenbasis(init_network(N=16, g=g, seed=3), 0.5) for g in (0.3, 0.6))
+    >>> a[0] is b[0], bool(np.allclose(b[2][1:] - 0.5, 2 * (a[2][1:] - 0.5)))
+    (True, True)
+    """
+    W, scale = net.W0, 1.0
+    if net.seed is not None and net.g is not None and net.g > 0.0:
+        J = _unit_connectivity(net.N, net.seed)
+        if np.array_equal(net.g * J, net.W0):
+            W, scale = J, float(net.g)
+    S, Sinv, lam, norms = _cached_eigenbasis(W)
+    d = np.empty(lam.size, dtype=complex)
+    d.real = 1.0 - dt + (dt * scale) * lam.real
+    d.imag = -(dt * scale) * lam.imag
+    d[0] = 1.0
+    return S, Sinv, d, norms
 
 
 #: Bytes of the stacked read and write matrices per loop (a larger batch is split; the
@@ -272,7 +311,7 @@ class BPTTEngine(FactoredDelta, Engine):
         self.rtol = rtol
         N = net.N
         try:
-            S, Sinv, d, (norm_S, norm_Sinv) = _cached_eigenbasis(net.W0, task.dt)
+            S, Sinv, d, (norm_S, norm_Sinv) = _eigenbasis(net, task.dt)
         except np.linalg.LinAlgError as exc:   # no usable eigendecomposition at all
             raise EngineRefused(f"W0 has no usable eigenbasis ({exc}); use "
                                 "engine='dense'") from None
