@@ -456,3 +456,63 @@ def test_passage_law_curves_are_its_single_curves():
         zi, Li = law.curve(xi[i], zeta[i], tau)
         np.testing.assert_allclose(z[i], zi, rtol=0, atol=1e-13)
         np.testing.assert_allclose(L[i], Li, rtol=0, atol=1e-13)
+
+
+@pytest.fixture(scope="module")
+def variational_and_differences():
+    """The expansion at g = 0.6, z_hat = 1, N = 1024 from the variational equations (as
+    predict computes it) and from central differences of whole surrogate flows at the
+    default step, at half of it, and at half of it on a grid twice as fine."""
+    g, target, N = 0.6, 1.0, 1024
+    tau = np.linspace(0.0, 3.0 * theory.learning_time(g, target), 60)
+    req = Request(g=g, target=target, tau=tau, N=N)
+    depth = theory.predict(g=g, target=target, tau=tau, method="ode").depth
+    q = fn.quadrature(g, depth + 2)
+    u = fn._grid(fn.validity(g, N).rate_spread, float(tau[-1]))
+    fine = np.linspace(0, u[-1], 2 * u.size - 1)
+    var = [fn._statistics(fn._tangent_expansion(q, N, req, depth, grid), grid, tau, target, ())
+           for grid in (u, fine)]
+
+    def flows(nets, grid):
+        return fn._outputs(nets, req, depth, grid)
+    counts = [k for k, _, _ in var[0]["modes"]]
+    modes = np.concatenate([d[:k] for d, k in zip(fn._mode_groups(q, N), counts)])
+    weights = np.repeat([np.sqrt(2.0), 1.0], counts)
+    diffs = []
+    for step, grid in ((fn.STEP, u), (fn.STEP / 2, u), (fn.STEP / 2, fine)):
+        old, fn.STEP = fn.STEP, step
+        try:
+            # the A modes stand for A and B: scaled by sqrt(2), as the default expansion
+            diffs.append(fn.expand(q, N, flows, grid, tau, target=target,
+                                   modes=modes * weights[:, None, None]))
+        finally:
+            fn.STEP = old
+    return var, diffs
+
+
+def check_variational(var: list, diffs: list, scale: float = 1.0) -> None:
+    """The variational expansion equals the limit of the central differences: within the
+    Richardson estimate of the error of the half step (a third of its change from the
+    full step), plus the grid errors of both (each expansion interpolates on the grid,
+    O(spacing^2): 4/3 of its change on a grid twice as fine), plus 1e-5 of each column's
+    largest value (the passage-time responses: Hermite interpolation of the loss and of
+    its derivative against differences of interpolated passage times)."""
+    for key in ("mean", "std"):
+        full, half, fine = (d[key] for d in diffs)
+        got, got_fine = (v[key] * (scale if key == "std" else 1.0) for v in var)
+        big = np.max(np.abs(half), axis=0)
+        bound = (np.abs(half - full) / 3 + 4 / 3 * (np.abs(fine - half)
+                                                    + np.abs(got_fine - got)) + 1e-5 * big)
+        assert np.all(np.abs(got - half) <= bound), \
+            (key, np.max((np.abs(got - half) - bound) / big, axis=0))
+
+
+def test_variational_expansion_is_the_limit_of_central_differences(
+        variational_and_differences):
+    check_variational(*variational_and_differences)
+
+
+def test_variational_spread_scaled_by_ten_percent_is_rejected(variational_and_differences):
+    var, diffs = variational_and_differences
+    with pytest.raises(AssertionError):
+        check_variational(var, diffs, scale=1.1)

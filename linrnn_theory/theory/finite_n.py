@@ -57,7 +57,8 @@ from .large_n import large_n_model
 from .._checks import check_finite_scalar, check_int
 from .methods import (Request, TheoryMethod, _check_large_n, _reduced_prediction,
                       check_tau, get_method, register_method, solve)
-from .reduced import integrate_many
+from .reduced import MAX_NFEV, StepLimitError, integrate_many
+from scipy.integrate import solve_ivp
 from .result import Prediction
 from .traces import moments
 
@@ -521,7 +522,7 @@ TRUNCATION_TOL = 1e-6
 
 #: Modes of each group of :func:`fluctuation_modes` evaluated first, and added each time
 #: the truncation estimate is above :data:`TRUNCATION_TOL`.
-FIRST_MODES = 5
+FIRST_MODES = 6
 MORE_MODES = 3
 
 #: Relative floor of a variance along a curve when shares are measured: below
@@ -901,6 +902,15 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
         return {key: np.array(v) for key, v in resp.items() if v}
 
     ex = _expand_modes(quad, N, evaluate, respond, modes=modes)
+    return _statistics(ex, u, tau, target, levels)
+
+
+def _statistics(ex: _Expansion, u: np.ndarray, tau: np.ndarray, target: float | None,
+                levels: tuple[float, ...]) -> dict:
+    """:func:`expand`'s result from the responses ``ex`` (base data ``(F0, times of
+    ALIGN_LEVEL and levels, passage times of _PASSAGE_LEVELS)``; responses ``"curve"``
+    (aligned curves), ``"marks"`` (log times of the marks), ``"law"`` (log passage
+    times) and ``"dz"`` (initial readout))."""
     F0, times0, law0 = ex.base
     R, slopes = ex.resp["curve"], ex.resp["marks"]
     T0 = times0[0]
@@ -936,6 +946,227 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
             "crossings": {lev: (float(times0[j + 1]),
                                 float(np.sqrt(slopes[:, j + 1] @ slopes[:, j + 1])))
                           for j, lev in enumerate(levels)}}
+
+
+#: The parameters of a reduced model that the linear response differentiates.
+_PARAMS = ("A", "r_w", "r_m", "s0", "aw", "c_a", "G_a", "bm", "c_b", "G_b")
+
+
+def _params(model) -> dict[str, np.ndarray]:
+    """The :data:`_PARAMS` of a :class:`~.reduced.ReducedModel` as float arrays."""
+    aw, c_a, G_a, bm, c_b, G_b = model.norm_data
+    vals = (model.A, model.r_w, model.r_m, model.s0, aw, c_a, G_a, bm, c_b, G_b)
+    return {k: np.asarray(v, dtype=float) for k, v in zip(_PARAMS, vals)}
+
+
+def _param_tangents(quad: Quadrature, depth: int, modes: np.ndarray
+                    ) -> tuple[dict, dict] | None:
+    """The parameters of the mean surrogate's reduced model and their derivatives along
+    each mode ``(K, ...)`` (central differences of the surrogates' models at
+    ``+-h_k``); ``None`` if a perturbed model does not have the mean model's shape."""
+    base = _params(instance_model(surrogate_network(quad, *_mean_weights(quad)), depth,
+                                  outliers=False))
+    nets, steps = _pair_networks(quad, modes)
+    ps = [_params(instance_model(net, depth, outliers=False)) for net in nets]
+    if any(p[k].shape != base[k].shape for p in ps for k in _PARAMS):
+        return None
+    d = {k: np.array([(ps[2 * i][k] - ps[2 * i + 1][k]) / (2.0 * h)
+                      for i, h in enumerate(steps)]).reshape((len(steps),) + base[k].shape)
+         for k in _PARAMS}
+    return base, d
+
+
+def _linearised(C: np.ndarray, dC: np.ndarray, th: dict, dth: dict, zt: float) -> dict:
+    """The reduced flow's ``y = (I - A C)^{-1} r_m``, ``x = (I - A^T C^T)^{-1} r_w``,
+    ``z = s0 + r_w^T C y`` and ``e = z_hat - z`` at the coordinates ``C`` ``(n, p, q)``,
+    and their derivatives along the tangents ``dC`` ``(K, n, p, q)`` with the parameter
+    derivatives ``dth`` (one inverse of ``M = I - A C`` per point serves the flow and all
+    tangents: ``d y = M^{-1} (d r_m + (dA C + A dC) y)``, and
+    ``x = r_w + A^T M^{-T} C^T r_w``)."""
+    A, r_w, r_m = th["A"], th["r_w"], th["r_m"]
+    dA, dr_w, dr_m = dth["A"], dth["r_w"], dth["r_m"]
+    Mi = np.linalg.inv(np.eye(C.shape[2]) - A @ C)               # (n, q, q)
+    Mit = np.swapaxes(Mi, 1, 2)
+    Ct = np.swapaxes(C, 1, 2)
+    Ctr = Ct @ r_w                                               # (n, q)
+    y = Mi @ r_m                                                 # (n, q)
+    w = (Mit @ Ctr[..., None])[..., 0]                           # (n, q)
+    x = r_w + w @ A                                              # A^T w: (n, p)
+    z = th["s0"] + np.sum(Ctr * y, axis=-1)
+    P = dA[:, None] @ C[None] + A @ dC                           # (K, n, q, q)
+    dy = (Mi @ (dr_m[:, None, :, None] + P @ y[..., None]))[..., 0]          # (K, n, q)
+    dCtr = np.swapaxes(dC, -1, -2) @ r_w + (Ct @ dr_w[:, None, :, None])[..., 0]
+    dw = (Mit @ (dCtr[..., None] + np.swapaxes(P, -1, -2) @ w[..., None]))[..., 0]
+    dx = dr_w[:, None, :] + w @ dA + dw @ A                      # (K, n, p)
+    dz = dth["s0"][:, None] + np.sum(dCtr * y, axis=-1) + np.sum(Ctr * dy, axis=-1)
+    return {"x": x, "y": y, "z": z, "e": zt - z, "dx": dx, "dy": dy, "dz": dz}
+
+
+def _variational_flow(th: dict, dth: dict, zt: float, u: np.ndarray, rtol: float,
+                      atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced flow ``C`` ``(len(u), p, q)`` of the model ``th`` and its tangents
+    ``dC`` ``(K, len(u), p, q)`` along the parameter derivatives ``dth`` (the variational
+    equations ``d(dC)/dtau = de x y^T + e dx y^T + e x dy^T``), as one DOP853 run from
+    ``C = dC = 0``. As :func:`~.reduced.integrate_many`, the run stops once
+    ``|z_hat - z| <= 10 rtol |z_hat|`` and everything is held from there on."""
+    q, p = th["A"].shape
+    K = len(dth["s0"])
+    size = p * q
+    calls = [0]
+
+    def rhs(_t, state):
+        calls[0] += 1
+        if calls[0] > MAX_NFEV:
+            raise StepLimitError(f"the variational equations (shape {p} x {q}, {K} "
+                                 f"tangents) needed more than {MAX_NFEV} evaluations")
+        C = state[:size].reshape(1, p, q)
+        lin = _linearised(C, state[size:].reshape(K, 1, p, q), th, dth, zt)
+        e, x, y = lin["e"][0], lin["x"][0], lin["y"][0]
+        dx, dy = lin["dx"][:, 0], lin["dy"][:, 0]
+        xy = np.outer(x, y)
+        d = (-lin["dz"][:, 0, None, None] * xy
+             + e * (dx[:, :, None] * y[None, None, :] + x[None, :, None] * dy[:, None, :]))
+        return np.concatenate([(e * xy).ravel(), d.ravel()])
+
+    thr = 10.0 * rtol * max(abs(zt), 1e-300)
+
+    def done(_t, state):
+        C = state[:size].reshape(p, q)
+        y = np.linalg.solve(np.eye(q) - th["A"] @ C, th["r_m"])
+        return abs(zt - (th["s0"] + th["r_w"] @ (C @ y))) - thr
+    done.terminal = True
+    done.direction = -1
+    n_state = size * (K + 1)
+    if u[-1] <= 0.0:
+        Y = np.zeros((n_state, u.size))
+    else:
+        sol = solve_ivp(rhs, (0.0, float(u[-1])), np.zeros(n_state), method="DOP853",
+                        dense_output=True, events=done, rtol=rtol, atol=atol)
+        if sol.status == -1 or not np.all(np.isfinite(sol.y)):
+            raise RuntimeError(f"variational equations failed: {sol.message}")
+        Y = sol.sol(np.minimum(u, float(sol.t[-1])))
+    C = np.ascontiguousarray(Y[:size].T).reshape(u.size, p, q)
+    dC = np.moveaxis(Y[size:].reshape(K, p, q, u.size), -1, 1)
+    return C, np.ascontiguousarray(dC)
+
+
+def _quad_form_tangent(v: np.ndarray, dv: np.ndarray, G: np.ndarray, dG: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``v^T G v`` ``(n,)`` and its derivatives ``(K, n)``."""
+    Gs = G + G.T
+    return (np.sum((v @ G) * v, axis=-1),
+            np.sum((dv @ Gs) * v, axis=-1) + np.sum((v @ dG) * v, axis=-1))
+
+
+def _tangent_outputs(C: np.ndarray, dC: np.ndarray, th: dict, dth: dict, zt: float,
+                     n_singular: int) -> tuple[np.ndarray, np.ndarray]:
+    """Readout, loss, gradient norm and singular values ``F`` ``(n, 3 + n_singular)``
+    at the coordinates ``C`` and their derivatives ``dF`` ``(K, n, 3 + n_singular)``
+    along the tangents ``dC`` (the gradient norm as
+    :meth:`~.reduced.ReducedModel.grad_norms`; ``d s_i = u_i^T dC v_i`` for the singular
+    values)."""
+    lin = _linearised(C, dC, th, dth, zt)
+    e, x, y, dz = lin["e"], lin["x"], lin["y"], lin["dz"]
+    Ct = np.swapaxes(C, 1, 2)
+    s_, t_ = (Ct @ x[..., None])[..., 0], (C @ y[..., None])[..., 0]
+    ds = (np.swapaxes(dC, -1, -2) @ x[..., None])[..., 0] + (Ct @ lin["dx"][..., None])[..., 0]
+    dt = (dC @ y[..., None])[..., 0] + (C @ lin["dy"][..., None])[..., 0]
+    qa, dqa = _quad_form_tangent(s_, ds, th["G_a"], dth["G_a"])
+    qb, dqb = _quad_form_tangent(t_, dt, th["G_b"], dth["G_b"])
+    a2 = th["aw"] + 2.0 * (s_ @ th["c_a"]) + qa
+    b2 = th["bm"] + 2.0 * (t_ @ th["c_b"]) + qb
+    da2 = dth["aw"][:, None] + 2.0 * (ds @ th["c_a"] + dth["c_a"] @ s_.T) + dqa
+    db2 = dth["bm"][:, None] + 2.0 * (dt @ th["c_b"] + dth["c_b"] @ t_.T) + dqb
+    ab = np.sqrt(np.maximum(a2 * b2, 0.0))
+    K, n = dz.shape
+    F = np.zeros((n, 3 + n_singular))
+    dF = np.zeros((K, n, 3 + n_singular))
+    F[:, 0], F[:, 1], F[:, 2] = zt - e, 0.5 * e * e, np.abs(e) * ab
+    dF[:, :, 0], dF[:, :, 1] = dz, -e * dz
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.where(ab > 0, np.abs(e) / (2.0 * ab), 0.0)
+    dF[:, :, 2] = -np.sign(e) * dz * ab + half * (da2 * b2 + a2 * db2)
+    if C.size and n_singular:
+        U, S, Vh = np.linalg.svd(C)
+        k = min(n_singular, S.shape[1])
+        F[:, 3:3 + k] = S[:, :k]
+        dF[:, :, 3:3 + k] = np.sum(U[:, :, :k] * (dC @ np.swapaxes(Vh[:, :k, :], 1, 2)),
+                                   axis=-2)
+    return F, dF
+
+
+def _hermite(u: np.ndarray, f: np.ndarray, df: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Cubic Hermite interpolation of the rows of ``f`` (``(K, len(u))``, derivatives
+    ``df``) at ``t`` (inside ``[u[0], u[-1]]``)."""
+    i = np.clip(np.searchsorted(u, t) - 1, 0, u.size - 2)
+    h = u[i + 1] - u[i]
+    s = (t - u[i]) / h
+    s2, s3 = s * s, s * s * s
+    return ((2 * s3 - 3 * s2 + 1) * f[:, i] + (s3 - 2 * s2 + s) * h * df[:, i]
+            + (-2 * s3 + 3 * s2) * f[:, i + 1] + (s3 - s2) * h * df[:, i + 1])
+
+
+def _log_time_responses(u: np.ndarray, F: np.ndarray, dF: np.ndarray, T: np.ndarray,
+                        levels: np.ndarray) -> np.ndarray:
+    """Derivatives ``(K, len(levels))`` of ``log T`` of the passage times ``T`` of the
+    loss (column 1 of ``F``) through ``levels`` times its initial value: from
+    ``L(T) = rho L(0)``, ``dT = (dL(T) - rho dL(0)) / |grad(T)|^2`` (``dL/dtau =
+    -|grad|^2``); ``dL(T)`` by cubic Hermite interpolation with ``d(dL)/dtau = -2 |grad|
+    d|grad|``. NaN where ``T`` is not finite."""
+    out = np.full((dF.shape[0], T.size), np.nan)
+    ok = np.isfinite(T) & (T > 0)
+    if not ok.any():
+        return out
+    t = T[ok]
+    dL = _hermite(u, dF[:, :, 1], -2.0 * F[:, 2] * dF[:, :, 2], t)
+    g2 = _hermite(u, F[None, :, 2] ** 2, np.gradient(F[:, 2] ** 2, u)[None], t)[0]
+    out[:, ok] = (dL - levels[ok] * dF[:, :1, 1]) / (g2 * t)
+    return out
+
+
+def _tangent_expansion(quad: Quadrature, N: int, req: Request, depth: int, u: np.ndarray,
+                       levels: tuple[float, ...] = (), tol: float = TRUNCATION_TOL
+                       ) -> _Expansion | None:
+    """The responses of :func:`expand` for the surrogate flows of ``req`` (target,
+    tolerances, singular values), by the variational equations of the mean surrogate's
+    reduced flow instead of central differences of whole flows: one integration of the
+    flow and its tangents along the leading fluctuation modes (:func:`_mode_groups`,
+    ``B`` mirrored from ``A``, truncated as :func:`_expand_modes`; the derivatives of
+    the reduced model's parameters along each mode by central differences of the
+    surrogates' models, which cost no integration). ``None`` if a perturbed model has
+    another shape than the mean one."""
+    groups = _mode_groups(quad, N)
+    weight = np.array([2.0, 1.0])
+    counts = [min(FIRST_MODES, len(d)) for d in groups]
+    marks = np.array([ALIGN_LEVEL, *levels])
+    while True:
+        modes = np.concatenate([d[:k] for d, k in zip(groups, counts)])
+        tangents = _param_tangents(quad, depth, modes)
+        if tangents is None:
+            return None
+        th, dth = tangents
+        C, dC = _variational_flow(th, dth, req.zt, u, req.rtol, req.atol)
+        F, dF = _tangent_outputs(C, dC, th, dth, req.zt, req.n_singular)
+        dF *= np.sqrt(np.repeat(weight, counts))[:, None, None]
+        rate = F[:, 2] ** 2
+        times0 = passage_times(u, F[:, 1], marks, rate=rate)
+        law0 = passage_times(u, F[:, 1], _PASSAGE_LEVELS, rate=rate)
+        slopes = _log_time_responses(u, F, dF, times0, marks)
+        R = dF.copy()
+        if np.isfinite(times0[0]):
+            R += np.gradient(F, u, axis=0)[None] * u[None, :, None] * slopes[:, :1, None]
+        resp = {"curve": R, "marks": slopes,
+                "law": _log_time_responses(u, F, dF, law0, _PASSAGE_LEVELS),
+                "dz": dF[:, 0, 0]}
+        shares = _shares(resp)
+        tails = [truncation_estimate(shares[:counts[0]], len(groups[0])),
+                 truncation_estimate(shares[counts[0]:], len(groups[1]))]
+        grow = [t > tol and k < len(d) for t, k, d in zip(tails, counts, groups)]
+        if not any(grow):
+            return _Expansion(base=(F, times0, law0), resp=resp, modes=tuple(counts),
+                              sizes=tuple(len(d) for d in groups), tail=tuple(tails))
+        counts = [min(len(d), k + MORE_MODES) if gr else k
+                  for d, k, gr in zip(groups, counts, grow)]
 
 
 @register_method
@@ -984,9 +1215,13 @@ def _expansion(req: Request) -> tuple[Prediction, Quadrature, Validity, dict]:
     quad = quadrature(req.g, depth + 2)
     check = validity(req.g, req.N)
     u = _grid(check.rate_spread, float(req.tt[-1]))
-    r = expand(quad, req.N, lambda nets, grid: _outputs(nets, req, depth, grid,
-                                                       stride=OUTPUT_STRIDE), u, req.tt,
-               target=req.zt)
+    ex = _tangent_expansion(quad, req.N, req, depth, u)
+    if ex is not None:
+        r = _statistics(ex, u, req.tt, req.zt, ())
+    else:                     # a perturbed chain deflates: central differences of flows
+        r = expand(quad, req.N, lambda nets, grid: _outputs(nets, req, depth, grid,
+                                                           stride=OUTPUT_STRIDE),
+                   u, req.tt, target=req.zt)
     return large, quad, check, r
 
 
