@@ -325,6 +325,7 @@ class BPTTEngine(FactoredDelta, Engine):
         # floor are indistinguishable from arithmetic error and are not added
         self.tol = max(rtol, 10.0 * self.cond ** 2 * np.finfo(float).eps)
         self.S, self.Sinv = S, Sinv
+        self._live = np.flatnonzero(np.any(S != 0.0, axis=0))   # coordinates S uses
         self.SinvT = np.ascontiguousarray(Sinv.T)
         self.d = d
         self.D = S.shape[1]
@@ -516,8 +517,9 @@ class BPTTEngine(FactoredDelta, Engine):
         if known).
 
         The residual of the sketch is first formed in eigen-coordinates, where it costs
-        O(N T s); only if the bound ``|S^{-T}| |residual|`` (resp. ``|S|``) exceeds the
-        tolerance is it mapped back (O(N^2 s)) and orthogonalised into new directions.
+        O(N T s); only if the bound ``|S^{-T}| |residual|`` (resp. ``|S|``; the residual
+        restricted to the coordinates the maps use) exceeds the tolerance is it mapped
+        back (O(N^2 s)) and orthogonalised into new directions.
         """
         probes = self._probes
         for rnd in range(64):
@@ -531,8 +533,10 @@ class BPTTEngine(FactoredDelta, Engine):
             if self.U.n and self.V.n and scale > 0.0:
                 Ry = Yh - self.U.image2 @ (self.U.image.T @ Yh)
                 Rz = Zh - self.V.image2 @ (self.V.image.T @ Zh)
-                by = self._norm_Sinv * np.linalg.norm(Ry, axis=0).max()
-                bz = self._norm_S * np.linalg.norm(Rz, axis=0).max()
+                # coordinates that S and S^{-T} map to zero (slot 0, which carries the
+                # input in X, and the imaginary parts of real eigenvalues) stay out
+                by = self._norm_Sinv * np.linalg.norm(Ry[self._live], axis=0).max()
+                bz = self._norm_S * np.linalg.norm(Rz[self._live], axis=0).max()
                 if max(by, bz) <= self.tol * scale:
                     return P
             Y = self.SinvT @ Yh
