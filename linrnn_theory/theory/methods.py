@@ -419,8 +419,8 @@ def _reduced_prediction(method: TheoryMethod, req: Request, build, depth: int | 
             message = (f"outlier eigenvalue not computed (N * len(tau) = "
                        f"{req.network.N * tau.size} > 20000 dense eigendecompositions); "
                        "pass outlier=True to force it")
-    # large N: Taylor steps (:mod:`.taylor`), far fewer and cheaper than DOP853's
-    integrator = "taylor" if method.large_n else "dop853"
+    # large N (no network): Taylor steps (:mod:`.taylor`), far fewer than DOP853's
+    integrator = "taylor" if req.network is None else "dop853"
     try:
         model, traj, used, change = converged_model(build, req.zt, req.tt, depth, req.tol,
                                                     req.rtol, req.atol,
