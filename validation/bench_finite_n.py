@@ -22,9 +22,9 @@ with the current ones field by field.
 
 Usage::
 
-    python validation/bench_finite_n.py                        # the full grid (~10 min)
+    python validation/bench_finite_n.py                        # the full grid (~2 min)
     python validation/bench_finite_n.py --g 0.6 --target 1 --N 1024 --repeats 1
-    python validation/bench_finite_n.py --old HEAD~1           # also the old finite-N code
+    python validation/bench_finite_n.py --old 38f159d          # and the old one (~10 min)
 
 JSON written to ``--out`` (default ``validation/results/bench_finite_n.json``), schema
 ``linrnn-theory/bench-finite-n/1``::
@@ -47,8 +47,9 @@ JSON written to ``--out`` (default ``validation/results/bench_finite_n.json``), 
                   ok: outside the expansion's validity)}
     }
 
-Times are minima over ``--repeats`` cold calls (the least disturbed by other processes on
-a shared machine; the load average before and after is recorded).
+Times are minima over ``--repeats`` cold calls (``--old-repeats`` for the old module; the
+least disturbed by other processes on a shared machine; the load average before and
+after is recorded).
 """
 
 from __future__ import annotations
@@ -136,13 +137,13 @@ def _point(g: float, target: float, N: int, args, old) -> dict:
 
     large_s = fin_s = old_s = float("inf")
     pred = ref = None
-    for _ in range(args.repeats):                   # interleaved: large, new, old
+    for i in range(args.repeats):                   # interleaved: large, new, old
         t, _p = _cold(lambda: theory.predict(g=g, target=target, tau=tau, method="ode"),
                       1, mods)
         large_s = min(large_s, t)
         t, pred = _cold(lambda: finite(finite_n), 1, mods)
         fin_s = min(fin_s, t)
-        if old is not None:
+        if old is not None and i < args.old_repeats:
             t, ref = _cold(lambda: finite(old), 1, mods)
             old_s = min(old_s, t)
     row = {"g": g, "target": target, "N": N, "depth": pred.depth,
@@ -168,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="cold calls per timing; the minimum is kept (default 3)")
     ap.add_argument("--old", default=None,
                     help="also time (and compare with) the finite-N module of this commit")
+    ap.add_argument("--old-repeats", type=int, default=1,
+                    help="cold calls of the old finite-N module per point (default 1)")
     ap.add_argument("--out", default=str(ROOT / "validation" / "results" /
                                          "bench_finite_n.json"), help="output JSON")
     args = ap.parse_args(argv)
-    if args.n_tau < 2 or args.repeats < 1:
-        ap.error("--n-tau must be >= 2 and --repeats >= 1")
+    if args.n_tau < 2 or args.repeats < 1 or args.old_repeats < 1:
+        ap.error("--n-tau must be >= 2, --repeats and --old-repeats >= 1")
     commit = _git("rev-parse", "--short", "HEAD")
     if _git("status", "--porcelain", "--untracked-files=no"):
         commit += "+dirty"

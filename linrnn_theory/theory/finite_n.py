@@ -34,6 +34,14 @@ deviation):
 
 the linear response (spread, order ``N^{-1/2}``) and the ``O(1/N)`` bias of the mean.
 
+Cost. The modes are taken in a basis where their contributions fall off geometrically
+(orthonormal polynomials of the quadrature measure) and truncated where
+:func:`truncation_estimate` allows (:data:`TRUNCATION_TOL`); ``B`` responds as ``A``.
+``predict`` obtains the responses ``D_k`` from the variational equations of the mean
+surrogate's reduced flow (one integration of the flow and its tangents,
+:func:`_tangent_expansion`) instead of central differences of whole flows, which
+:func:`expand` and :func:`observables_spread` still use.
+
 Limits. The random directions are the only source of spread: the fluctuations of the
 spectrum of ``W0`` itself (its bulk edge, its largest real eigenvalues) are neglected. Both
 corrections grow as ``g -> 1``; :func:`validity` measures them and the method's status says
@@ -98,6 +106,10 @@ class Quadrature:
     moment_error: float
 
 
+#: Digits of the Newton refinement of the quadrature nodes and of their weights.
+_NODE_DPS = 40
+
+
 @lru_cache(maxsize=64)
 def quadrature(g: float, n: int) -> Quadrature:
     """The ``n``-node Gauss quadrature of the measure with moments ``phi_k`` (:mod:`.traces`).
@@ -106,8 +118,8 @@ def quadrature(g: float, n: int) -> Quadrature:
     from the Cholesky factor of the Hankel matrix ``[phi_{i+j}]`` (in high precision: it is
     ill-conditioned); the nodes are the eigenvalues of the Jacobi matrix, found in float64
     (a symmetric tridiagonal eigenproblem is well conditioned) and refined by Newton steps
-    on ``pi_n`` in the same high precision, and the weights are the Christoffel numbers
-    ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the measure is the point mass at ``t = 1``.
+    on ``pi_n`` with :data:`_NODE_DPS` digits (the recurrence is well conditioned), and
+    the weights are the Christoffel numbers ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the measure is the point mass at ``t = 1``.
 
     Parameters
     ----------
@@ -148,9 +160,11 @@ def quadrature(g: float, n: int) -> Quadrature:
             a = [U[k, k + 1] / U[k, k] - (U[k - 1, k] / U[k - 1, k - 1] if k else 0)
                  for k in range(n)]
             b = [U[k + 1, k + 1] / U[k, k] for k in range(n - 1)]
-            guess = eigh_tridiagonal(np.array([float(x) for x in a]),
-                                     np.array([float(x) for x in b]), eigvals_only=True)
-            E = [_newton_node(a, b, mp.mpf(float(x)), dps) for x in guess]
+        guess = eigh_tridiagonal(np.array([float(x) for x in a]),
+                                 np.array([float(x) for x in b]), eigvals_only=True)
+        with mp.workdps(_NODE_DPS):          # the recurrence is well conditioned
+            a, b = [+x for x in a], [+x for x in b]
+            E = [_newton_node(a, b, mp.mpf(float(x)), _NODE_DPS) for x in guess]
             w = [1 / mp.fsum(v * v for v in _orthonormal_values(a, b, x)[0]) for x in E]
             err = max(abs(float(mp.fsum(w[i] * E[i] ** k for i in range(n)) / phi[k] - 1))
                       for k in range(2 * n))
@@ -1208,7 +1222,8 @@ class FiniteNMethod(TheoryMethod):
 
 def _expansion(req: Request) -> tuple[Prediction, Quadrature, Validity, dict]:
     """The large-N prediction of ``req``, the quadrature and the validity of its
-    expansion, and :func:`expand`'s result for the unit-amplitude flow."""
+    expansion, and :func:`expand`'s result for the unit-amplitude flow (its responses
+    from the variational equations, :func:`_tangent_expansion`)."""
     large = _reduced_prediction(get_method("ode"), req,
                                 lambda d: large_n_model(req.g, d), req.depth)
     depth = int(large.params["depth"])
