@@ -278,14 +278,15 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
                                  "stiff to integrate (deep chains near g = 1)")
         with np.errstate(over="ignore", invalid="ignore"):
             Cc, ec = _coefficients(C0, A, r_w, r_m, s0, targets, symmetric, order, scale)
-        if not (np.all(np.isfinite(Cc)) and np.all(np.isfinite(ec))):
+        nrm = np.abs(Cc).max(axis=(1, 3))                      # (K, order + 1)
+        if not (np.all(np.isfinite(nrm)) and np.all(np.isfinite(ec))):
             scale *= 1e-3                                      # far beyond the radius
             continue
         if symmetric:                   # exactly symmetric, as C is (round-off apart)
             Cc = 0.5 * (Cc + Cc.transpose(0, 3, 2, 1))
         Cc[~active, :, 1:, :] = 0.0                            # converged: held
         ec[~active, 1:] = 0.0
-        nrm = np.abs(Cc).max(axis=(1, 3))                      # (K, order + 1)
+        nrm[~active, 1:] = 0.0
         tol = 1e-2 * (atol + rtol * nrm[:, 0])
         with np.errstate(divide="ignore"):
             u_k = np.minimum((tol / nrm[:, order - 1]) ** (1.0 / (order - 1)),
