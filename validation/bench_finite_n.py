@@ -39,8 +39,16 @@ JSON written to ``--out`` (default ``validation/results/bench_finite_n.json``), 
                   (finite_s / large_s), and with --old: "old_finite_s", "old_ratio",
                   "speedup" (old_finite_s / finite_s), "max_rel_diff": {field:
                   max |new - old| / max |old|} for readout, loss, readout_std, loss_std,
-                  singular_values, singular_values_std, grad_norm}],
-      "targets": {"ratio_5x": bool (every point), and with --old "values_1e-3": bool},
+                  singular_values, singular_values_std, grad_norm},
+                  "old_half_step_rel_diff": {field: the same between the old module at
+                  its step and at half of it (the old central differences' own error),
+                  "half_step_rel_diff": {field: the same between the current module and
+                  the old one at half its step}}],
+      "targets": {"ratio_5x": bool (every point), and with --old "values_1e-3": bool
+                  (max_rel_diff <= 1e-3), "values_within_old_step_error": bool (at every
+                  point with status ok and every field, the change from the old values
+                  is at most 1e-3 or at most twice the old module's own change under a
+                  halved step)},
       "summary": {"max_ratio", "median_ratio", "min_ratio", and with --old
                   "old_max_ratio", "old_median_ratio", "max_rel_diff" (over the points
                   with status ok) and "max_rel_diff_flagged" (points whose status is not
@@ -151,9 +159,19 @@ def _point(g: float, target: float, N: int, args, old) -> dict:
            "truncation": pred.params["truncation"], "large_s": large_s,
            "finite_s": fin_s, "ratio": fin_s / large_s}
     if old is not None:
+        step = old.STEP
+        old.STEP = step / 2                        # the old central differences' own error
+        try:
+            half = finite(old)
+        finally:
+            old.STEP = step
         row.update(old_finite_s=old_s, old_ratio=old_s / large_s, speedup=old_s / fin_s,
                    max_rel_diff={f: _rel_diff(getattr(ref, f), getattr(pred, f))
-                                 for f in FIELDS})
+                                 for f in FIELDS},
+                   old_half_step_rel_diff={f: _rel_diff(getattr(ref, f), getattr(half, f))
+                                           for f in FIELDS},
+                   half_step_rel_diff={f: _rel_diff(getattr(half, f), getattr(pred, f))
+                                       for f in FIELDS})
     return row
 
 
@@ -191,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                     row = _point(g, target, N, args, old)
                     points.append(row)
                     extra = (f" old x{row['old_ratio']:.1f} speedup {row['speedup']:.1f} "
-                             f"max rel diff {max(row['max_rel_diff'].values()):.1e}"
+                             f"max rel diff {max(row['max_rel_diff'].values()):.1e} (old at "
+                             f"half step: {max(row['old_half_step_rel_diff'].values()):.1e})"
                              if old is not None else "")
                     print(f"g={g:<4g} z={target:<4g} N={N:<5d} large {row['large_s']:.3f}s "
                           f"finite {row['finite_s']:.3f}s ratio x{row['ratio']:.1f} "
@@ -210,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                        max_rel_diff=float(max(ok, default=0.0)),
                        max_rel_diff_flagged=float(max(flagged, default=0.0)))
         targets["values_1e-3"] = summary["max_rel_diff"] <= 1e-3
+        targets["values_within_old_step_error"] = all(
+            d <= max(1e-3, 2.0 * r["old_half_step_rel_diff"][f])
+            for r in points if r["status"] == "ok" for f, d in r["max_rel_diff"].items())
     out = {"schema": "linrnn-theory/bench-finite-n/1", "commit": commit,
            "old_commit": old_commit, "settings": vars(args),
            "machine": {"cpu_count": os.cpu_count(), "python": sys.version.split()[0],

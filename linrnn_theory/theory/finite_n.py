@@ -772,9 +772,11 @@ class PassageLaw:
         xi, zeta = np.asarray(xi, dtype=float), np.asarray(zeta, dtype=float)
         tau = np.asarray(tau, dtype=float)
         e0 = (self.target - (self.z0_mean + self.z0_std * xi))[:, None]
-        curve = np.maximum.accumulate(self.log_time[:, None]
-                                      + np.outer(self.slope * self.z0_std, xi)
-                                      + np.outer(self.cond_std, zeta), axis=0).T
+        curve = (self.log_time[:, None] + np.outer(self.slope * self.z0_std, xi)
+                 + np.outer(self.cond_std, zeta))
+        if not np.all(curve[1:] >= curve[:-1]):          # passage times never decrease
+            curve = np.maximum.accumulate(curve, axis=0)
+        curve = curve.T
         r = expit(_interp_rows(np.log(np.maximum(tau, 1e-300)), curve, self.logit))
         r[:, tau <= 0] = 1.0
         return self.target - e0 * np.sqrt(r), 0.5 * e0 * e0 * r
@@ -1123,18 +1125,24 @@ def _hermite(u: np.ndarray, f: np.ndarray, df: np.ndarray, t: np.ndarray) -> np.
 def _log_time_responses(u: np.ndarray, F: np.ndarray, dF: np.ndarray, T: np.ndarray,
                         levels: np.ndarray) -> np.ndarray:
     """Derivatives ``(K, len(levels))`` of ``log T`` of the passage times ``T`` of the
-    loss (column 1 of ``F``) through ``levels`` times its initial value: from
-    ``L(T) = rho L(0)``, ``dT = (dL(T) - rho dL(0)) / |grad(T)|^2`` (``dL/dtau =
-    -|grad|^2``); ``dL(T)`` by cubic Hermite interpolation with ``d(dL)/dtau = -2 |grad|
-    d|grad|``. NaN where ``T`` is not finite."""
+    loss (column 1 of ``F``) through ``levels`` times its initial value. With
+    ``l = dL / L`` (the derivative of ``log L``) and the decay rate ``kappa =
+    |grad|^2 / L`` of ``log L``, ``L(T) = rho L(0)`` gives
+    ``dT = (l(T) - l(0)) / kappa(T)``; ``l(T)`` by cubic Hermite interpolation in time
+    (``dl/dtau = -2 |grad| d|grad| / L + l kappa``), in the logarithm of the loss as the
+    passage times themselves (:func:`passage_times`), ``kappa(T)`` likewise. NaN where
+    ``T`` is not finite."""
     out = np.full((dF.shape[0], T.size), np.nan)
     ok = np.isfinite(T) & (T > 0)
     if not ok.any():
         return out
     t = T[ok]
-    dL = _hermite(u, dF[:, :, 1], -2.0 * F[:, 2] * dF[:, :, 2], t)
-    g2 = _hermite(u, F[None, :, 2] ** 2, np.gradient(F[:, 2] ** 2, u)[None], t)[0]
-    out[:, ok] = (dL - levels[ok] * dF[:, :1, 1]) / (g2 * t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = F[:, 2] ** 2 / F[:, 1]
+        ell = dF[:, :, 1] / F[:, 1]
+        dell = -2.0 * F[:, 2] * dF[:, :, 2] / F[:, 1] + ell * kappa
+    k_t = _hermite(u, kappa[None], np.gradient(kappa, u)[None], t)[0]
+    out[:, ok] = (_hermite(u, ell, dell, t) - ell[:, :1]) / (k_t * t)
     return out
 
 
