@@ -119,7 +119,8 @@ def quadrature(g: float, n: int) -> Quadrature:
     ill-conditioned); the nodes are the eigenvalues of the Jacobi matrix, found in float64
     (a symmetric tridiagonal eigenproblem is well conditioned) and refined by Newton steps
     on ``pi_n`` with :data:`_NODE_DPS` digits (the recurrence is well conditioned), and
-    the weights are the Christoffel numbers ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the measure is the point mass at ``t = 1``.
+    the weights are the Christoffel numbers ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the
+    measure is the point mass at ``t = 1``.
 
     Parameters
     ----------
@@ -493,9 +494,10 @@ def _spline_misses(v: np.ndarray, out: np.ndarray, log_first: bool) -> np.ndarra
     ``v[::2]`` is compared with the values at ``v[1::2]``, and its miss, divided by
     ``2^4`` (the error of a cubic spline scales as the fourth power of the spacing), is
     the estimate, relative to each curve's range (the logarithm of the gradient norm if
-    ``log_first``: an absolute error). The gradient norm is not checked where the loss (column 1) is below
-    ``1e-13`` of its initial value, under every level of the passage times (where each
-    flow stops and is held it has a kink). Non-finite estimates count as misses."""
+    ``log_first``: an absolute error). The gradient norm is not checked where the loss
+    (column 1) is below ``1e-13`` of its initial value, under every level of the passage
+    times (where each flow stops and is held it has a kink). Non-finite estimates count
+    as misses."""
     y = _to_splined(out[:, :, 2:], log_first)
     y = y[:, :, ~np.all(np.isnan(y), axis=(0, 1))]
     scale = np.ptp(y, axis=1, keepdims=True)
