@@ -271,49 +271,50 @@ def taylor_flow(A: np.ndarray, r_w: np.ndarray, r_m: np.ndarray, s0: np.ndarray,
     # time scale of the first step: the initial rate |r_w|^2 |r_m|^2 (1 + |z_hat|)
     rate = np.sum(r_w * r_w, axis=1) * np.sum(r_m * r_m, axis=1) * (1.0 + np.abs(targets))
     scale = 1.0 / max(float(np.max(rate)), 1e-300)
-    while t < t_end and active.any():
-        nfev += order + 1
-        if nfev > max_nfev:
-            raise StepLimitError(f"the reduced ODE (shape {P} x {Q}) needed more than "
-                                 f"{max_nfev} right-hand side evaluations: the flow is too "
-                                 "stiff to integrate (deep chains near g = 1)")
-        with np.errstate(over="ignore", invalid="ignore"):
+    # coefficients beyond float range (a step far beyond the radius) and zero norms of
+    # held models are checked or harmless: no warnings from them
+    powers = np.arange(order + 1)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        while t < t_end and active.any():
+            nfev += order + 1
+            if nfev > max_nfev:
+                raise StepLimitError(f"the reduced ODE (shape {P} x {Q}) needed more than "
+                                     f"{max_nfev} right-hand side evaluations: the flow is too "
+                                     "stiff to integrate (deep chains near g = 1)")
             Cc, ec = _coefficients(C0, A, r_w, r_m, s0, targets, symmetric, order, scale)
-        nrm = np.abs(Cc).max(axis=(1, 3))                      # (K, order + 1)
-        if not (np.all(np.isfinite(nrm)) and np.all(np.isfinite(ec))):
-            scale *= 1e-3                                      # far beyond the radius
-            continue
-        if symmetric:                   # exactly symmetric, as C is (round-off apart)
-            Cc = 0.5 * (Cc + Cc.transpose(0, 3, 2, 1))
-        Cc[~active, :, 1:, :] = 0.0                            # converged: held
-        ec[~active, 1:] = 0.0
-        nrm[~active, 1:] = 0.0
-        # tolerance relative to the larger of |C| at both ends of the step (as DOP853's
-        # error scale), the end bounded by sum_k |C_k| u^k: a few fixed-point passes
-        size = nrm[:, 0]
-        powers = np.arange(order + 1)
-        for _ in range(3):
-            tol = 1e-2 * (atol + rtol * size)
-            with np.errstate(divide="ignore", over="ignore"):
+            nrm = np.abs(Cc).max(axis=(1, 3))                      # (K, order + 1)
+            if not (np.all(np.isfinite(nrm)) and np.all(np.isfinite(ec))):
+                scale *= 1e-3                                      # far beyond the radius
+                continue
+            if symmetric:                   # exactly symmetric, as C is (round-off apart)
+                Cc = 0.5 * (Cc + Cc.transpose(0, 3, 2, 1))
+            Cc[~active, :, 1:, :] = 0.0                            # converged: held
+            ec[~active, 1:] = 0.0
+            nrm[~active, 1:] = 0.0
+            # tolerance relative to the larger of |C| at both ends of the step (as DOP853's
+            # error scale), the end bounded by sum_k |C_k| u^k: a few fixed-point passes
+            size = nrm[:, 0]
+            for _ in range(3):
+                tol = 1e-2 * (atol + rtol * size)
                 u_k = np.minimum((tol / nrm[:, order - 1]) ** (1.0 / (order - 1)),
                                  (tol / nrm[:, order]) ** (1.0 / order))
                 size = np.maximum(nrm[:, 0], (nrm * np.minimum(u_k, 1e3)[:, None]
                                               ** powers).sum(axis=1))
-        u = float(min(np.min(u_k[active]), (t_end - t) / scale))
-        # convergence inside the step: |e| decreases, so one sign change of |e| - thr
-        e_end = _horner(ec, u)
-        cross = active & (np.abs(e_end) - thr <= 0)
-        if cross.any():
-            rows = np.nonzero(cross)[0]
-            x = _threshold_roots(ec[rows], thr[rows], u, _EPS4 * (t + scale * u) / scale)
-            t_done[rows] = t + scale * x
-            active[rows] = False
-        coefs.append(np.moveaxis(Cc, 2, 0).reshape(order + 1, -1)[:, flat])
-        scales.append(scale)
-        C0 = np.einsum("kpjq,j->kpq", Cc, u ** np.arange(order + 1))
-        t = t + scale * u
-        ts.append(t)
-        scale = scale * u               # the next step is about as long as this one
+            u = float(min(np.min(u_k[active]), (t_end - t) / scale))
+            # convergence inside the step: |e| decreases, so one sign change of |e| - thr
+            e_end = _horner(ec, u)
+            cross = active & (np.abs(e_end) - thr <= 0)
+            if cross.any():
+                rows = np.nonzero(cross)[0]
+                x = _threshold_roots(ec[rows], thr[rows], u, _EPS4 * (t + scale * u) / scale)
+                t_done[rows] = t + scale * x
+                active[rows] = False
+            coefs.append(np.moveaxis(Cc, 2, 0).reshape(order + 1, -1)[:, flat])
+            scales.append(scale)
+            C0 = np.einsum("kpjq,j->kpq", Cc, u ** powers)
+            t = t + scale * u
+            ts.append(t)
+            scale = scale * u               # the next step is about as long as this one
     t_stop = float(np.max(t_done)) if not active.any() else t
     dense = TaylorDense(np.array(ts), np.array(coefs), np.array(scales))
     return dense, t_done, t_stop, nfev
