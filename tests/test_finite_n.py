@@ -516,3 +516,60 @@ def test_variational_spread_scaled_by_ten_percent_is_rejected(variational_and_di
     var, diffs = variational_and_differences
     with pytest.raises(AssertionError):
         check_variational(var, diffs, scale=1.1)
+
+
+@pytest.fixture(scope="module")
+def tangents_and_differences():
+    """The tangents of :func:`fn._tangent_flow` (Taylor steps of the stack of flows at
+    ``theta +- 1e-4 theta'``) at g = 0.6, z_hat = 1, N = 1024 along two modes of ``A`` and
+    two of ``C``, and central differences of separate DOP853 runs (rtol 1e-13) of the
+    models at ``theta +- h theta'`` for ``h = 1e-2`` and ``5e-3``, on times before and
+    past the hold of the mean flow."""
+    from linrnn_theory.theory.reduced import ReducedModel
+
+    g, target, N = 0.6, 1.0, 1024
+    depth = theory.predict(g=g, target=target, tau=[0.0, 1.0], method="ode").depth
+    q = fn.quadrature(g, depth + 2)
+    dA, dC = fn._mode_groups(q, N)
+    th, dth = fn._param_tangents(q, depth, np.concatenate([dA[:2], dC[:2]]))
+    u = np.linspace(0.0, 6.0 * theory.learning_time(g, target), 61)
+    C, dCt, index = fn._tangent_flow(th, dth, target, u, 1e-11, 1e-14)
+
+    def model(shift, k):
+        par = {key: th[key] + shift * dth[key][k] for key in fn._PARAMS}
+        return ReducedModel(A=par["A"], r_w=par["r_w"], r_m=par["r_m"], s0=float(par["s0"]),
+                            norm_data=tuple(par[key] for key in fn._PARAMS[4:]))
+
+    diffs = []
+    for h in (1e-2, 5e-3):
+        models = [model(s, k) for k in range(len(dth["s0"])) for s in (h, -h)]
+        sols = integrate_many(models, target, u, rtol=1e-13, atol=1e-16)
+        diffs.append(np.array([(sols[2 * k].C - sols[2 * k + 1].C) / (2.0 * h)
+                               for k in range(len(models) // 2)]))
+    ref = integrate_many([model(0.0, 0)], target, u, rtol=1e-13, atol=1e-16)[0].C
+    return C[index], dCt[:, index], ref, diffs
+
+
+def check_tangents(dC: np.ndarray, diffs: list, scale: float = 1.0) -> None:
+    """The tangents equal the limit of the central differences: within twice the
+    Richardson estimate of the error of the half step (a third of its change from the
+    full step) plus 1e-8 of each tangent's largest entry (the DOP853 runs' own error,
+    ~1e-13 over the step)."""
+    full, half = diffs
+    big = np.max(np.abs(half), axis=(1, 2, 3), keepdims=True)
+    bound = 2.0 * np.abs(half - full) / 3 + 1e-8 * big
+    assert np.all(np.abs(scale * dC - half) <= bound), np.max((np.abs(scale * dC - half)
+                                                                 - bound) / big)
+
+
+def test_taylor_tangents_are_the_limit_of_central_differences(tangents_and_differences):
+    C, dC, ref, diffs = tangents_and_differences
+    assert np.max(np.abs(C - ref)) <= 1e-10 * np.max(np.abs(ref))
+    assert np.all(np.max(np.abs(dC), axis=(1, 2, 3)) > 0)
+    check_tangents(dC, diffs)
+
+
+def test_taylor_tangents_scaled_by_one_percent_are_rejected(tangents_and_differences):
+    _, dC, _, diffs = tangents_and_differences
+    with pytest.raises(AssertionError):
+        check_tangents(dC, diffs, scale=1.01)

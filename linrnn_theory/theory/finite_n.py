@@ -38,9 +38,9 @@ Cost. The modes are taken in a basis where their contributions fall off geometri
 (orthonormal polynomials of the quadrature measure) and truncated where
 :func:`truncation_estimate` allows (:data:`TRUNCATION_TOL`); ``B`` responds as ``A``.
 ``predict`` obtains the responses ``D_k`` from the variational equations of the mean
-surrogate's reduced flow (one integration of the flow and its tangents,
-:func:`_tangent_expansion`) instead of central differences of whole flows, which
-:func:`expand` and :func:`observables_spread` still use.
+surrogate's reduced flow (one Taylor integration of the flow and its tangents,
+:func:`_tangent_expansion`, :func:`_tangent_flow`) instead of central differences of
+whole flows, which :func:`expand` and :func:`observables_spread` still use.
 
 Limits. The random directions are the only source of spread: the fluctuations of the
 spectrum of ``W0`` itself (its bulk edge, its largest real eigenvalues) are neglected. Both
@@ -65,9 +65,9 @@ from .large_n import large_n_model
 from .._checks import check_finite_scalar, check_int
 from .methods import (Request, TheoryMethod, _check_large_n, _reduced_prediction,
                       check_tau, get_method, register_method, solve)
-from .reduced import MAX_NFEV, StepLimitError, integrate_many
-from scipy.integrate import solve_ivp
+from .reduced import MAX_NFEV, integrate_many
 from .result import Prediction
+from .taylor import taylor_flow
 from .traces import moments
 
 __all__ = ["Quadrature", "quadrature", "surrogate_network", "fluctuation_modes",
@@ -833,8 +833,8 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
 
     ``flows(networks, u)`` returns the curves of (surrogate) networks on the grid ``u``,
     shape ``(len(networks), len(u), n_out)``: the readout in column 0, the loss in
-    column 1 and the gradient norm (whose square is ``-dL/dtau``) in column 2. Each network learns at its own speed:
-    its curves are first aligned on the time ``T`` at which its loss falls to
+    column 1 and the gradient norm (whose square is ``-dL/dtau``) in column 2. Each network
+    learns at its own speed: its curves are first aligned on the time ``T`` at which its loss falls to
     :data:`ALIGN_LEVEL` of its initial value, then expanded to second order in the
     fluctuation modes ``xi_k`` (one standard deviation each, central differences):
     ``log T = log T_0 + sum a_k xi_k + ...`` and ``F(tau) = G(tau T_0 / T; xi)`` with
@@ -1020,52 +1020,79 @@ def _linearised(C: np.ndarray, dC: np.ndarray, th: dict, dth: dict, zt: float) -
     return {"x": x, "y": y, "z": z, "e": zt - z, "dx": dx, "dy": dy, "dz": dz}
 
 
-def _variational_flow(th: dict, dth: dict, zt: float, u: np.ndarray, rtol: float,
-                      atol: float) -> tuple[np.ndarray, np.ndarray]:
-    """The reduced flow ``C`` ``(len(u), p, q)`` of the model ``th`` and its tangents
-    ``dC`` ``(K, len(u), p, q)`` along the parameter derivatives ``dth`` (the variational
-    equations ``d(dC)/dtau = de x y^T + e dx y^T + e x dy^T``), as one DOP853 run from
-    ``C = dC = 0``. As :func:`~.reduced.integrate_many`, the run stops once
-    ``|z_hat - z| <= 10 rtol |z_hat|`` and everything is held from there on."""
+#: Step of the central differences of the tangent flows (:func:`_tangent_flow`), in
+#: standard deviations of a mode: their O(step^2) error and their rounding (the flows'
+#: ~1e-14 over the step) are both ~1e-10 of the responses.
+TANGENT_STEP = 1e-4
+
+
+def _tangent_flow(th: dict, dth: dict, zt: float, u: np.ndarray, rtol: float,
+                  atol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The reduced flow ``C`` ``(n, p, q)`` of the model ``th`` and its tangents
+    ``dC`` ``(K, n, p, q)`` along the parameter derivatives ``dth`` (the solutions
+    of the variational equations ``d(dC)/dtau = de x y^T + e dx y^T + e x dy^T`` from
+    ``dC = 0``) at the ``n`` distinct times of the grid ``u`` once held, and the index
+    ``(len(u),)`` of each time of ``u`` among them.
+
+    The models ``th +- eps dth_k`` (``eps =`` :data:`TANGENT_STEP`) are integrated with
+    ``th`` as one stack by Taylor steps (:func:`.taylor.taylor_flow`), so all share one
+    step sequence and the differences of their step polynomials,
+    ``dC_k = (C(th + eps dth_k) - C(th - eps dth_k)) / (2 eps)``, are the polynomials
+    of the tangents (their truncation errors, smooth in the parameters, cancel with
+    them). As :func:`~.reduced.integrate_many`, the mean flow is held once
+    ``|z_hat - z| <= 10 rtol |z_hat|``, and the tangents with it (the perturbed models
+    run to half that threshold, past the mean flow's hold): the times of ``u`` past the
+    hold are one time.
+
+    Examples
+    --------
+    >>> th = {"A": np.zeros((1, 1)), "r_w": np.ones(1), "r_m": np.ones(1),
+    ...       "s0": np.zeros(())}     # r_m = s: dC/dtau = (1 - s C) s, C = (1 - e^{-s^2 tau}) / s
+    >>> dth = {"A": np.zeros((1, 1, 1)), "r_w": np.zeros((1, 1)), "r_m": np.ones((1, 1)),
+    ...        "s0": np.zeros(1)}
+    >>> C, dC, index = _tangent_flow(th, dth, 1.0, np.array([0.0, 0.5]), 1e-11, 1e-14)
+    >>> exact = 2.0 * np.exp(-0.5) - 1.0                    # dC/ds at s = 1, tau = 0.5
+    >>> bool(abs(C[1, 0, 0] - (1 - np.exp(-0.5))) < 1e-12)
+    True
+    >>> bool(abs(dC[0, 1, 0, 0] - exact) < 1e-9)
+    True
+    """
     q, p = th["A"].shape
     K = len(dth["s0"])
-    size = p * q
-    calls = [0]
-
-    def rhs(_t, state):
-        calls[0] += 1
-        if calls[0] > MAX_NFEV:
-            raise StepLimitError(f"the variational equations (shape {p} x {q}, {K} "
-                                 f"tangents) needed more than {MAX_NFEV} evaluations")
-        C = state[:size].reshape(1, p, q)
-        lin = _linearised(C, state[size:].reshape(K, 1, p, q), th, dth, zt)
-        e, x, y = lin["e"][0], lin["x"][0], lin["y"][0]
-        dx, dy = lin["dx"][:, 0], lin["dy"][:, 0]
-        xy = np.outer(x, y)
-        d = (-lin["dz"][:, 0, None, None] * xy
-             + e * (dx[:, :, None] * y[None, None, :] + x[None, :, None] * dy[:, None, :]))
-        return np.concatenate([(e * xy).ravel(), d.ravel()])
-
-    thr = 10.0 * rtol * max(abs(zt), 1e-300)
-
-    def done(_t, state):
-        C = state[:size].reshape(p, q)
-        y = np.linalg.solve(np.eye(q) - th["A"] @ C, th["r_m"])
-        return abs(zt - (th["s0"] + th["r_w"] @ (C @ y))) - thr
-    done.terminal = True
-    done.direction = -1
-    n_state = size * (K + 1)
     if u[-1] <= 0.0:
-        Y = np.zeros((n_state, u.size))
-    else:
-        sol = solve_ivp(rhs, (0.0, float(u[-1])), np.zeros(n_state), method="DOP853",
-                        dense_output=True, events=done, rtol=rtol, atol=atol)
-        if sol.status == -1 or not np.all(np.isfinite(sol.y)):
-            raise RuntimeError(f"variational equations failed: {sol.message}")
-        Y = sol.sol(np.minimum(u, float(sol.t[-1])))
-    C = np.ascontiguousarray(Y[:size].T).reshape(u.size, p, q)
-    dC = np.moveaxis(Y[size:].reshape(K, p, q, u.size), -1, 1)
-    return C, np.ascontiguousarray(dC)
+        return np.zeros((1, p, q)), np.zeros((K, 1, p, q)), np.zeros(u.size, dtype=int)
+    # the stack: th, then th + eps dth_k and th - eps dth_k for each k
+    shift = TANGENT_STEP * np.concatenate([[0.0], np.tile([1.0, -1.0], K)])
+    which = np.concatenate([[0], np.repeat(np.arange(K), 2)])
+
+    def stack(name):
+        x, dx = np.asarray(th[name], dtype=float), np.asarray(dth[name], dtype=float)
+        return x[None] + shift.reshape((-1,) + (1,) * x.ndim) * dx[which]
+
+    thr = np.full(shift.size, 10.0 * rtol * max(abs(zt), 1e-300))
+    thr[1:] *= 0.5
+    dense, t_done, _, _ = taylor_flow(stack("A"), stack("r_w"), stack("r_m"), stack("s0"),
+                                      np.full(shift.size, float(zt)),
+                                      np.arange(shift.size * p * q), False, float(u[-1]),
+                                      thr, rtol, atol, MAX_NFEV)
+    # the step polynomials of C and of the tangents: (steps, K + 1, order + 1, p q)
+    co = dense.coef.reshape(dense.coef.shape[:2] + (shift.size, p * q))
+    co = np.ascontiguousarray(np.concatenate(
+        [co[:, :, :1], (co[:, :, 1::2] - co[:, :, 2::2]) / (2.0 * TANGENT_STEP)],
+        axis=2).transpose(0, 2, 1, 3))
+    # held with the mean flow: the times past its hold are one time
+    t = np.unique(np.minimum(u, min(float(t_done[0]), float(u[-1]))))
+    step = np.clip(np.searchsorted(dense.ts, t, side="right") - 1, 0, len(co) - 1)
+    out = np.empty((K + 1, t.size, p * q))
+    powers = np.arange(co.shape[2])
+    for i in np.unique(step):
+        at = np.flatnonzero(step == i)
+        x = (t[at] - dense.ts[i]) / dense.scale[i]
+        # one small product per model (a single large one is slower where BLAS threads
+        # compete for the cores)
+        out[:, at[0]:at[-1] + 1] = (x[:, None] ** powers) @ co[i]
+    out = out.reshape(K + 1, t.size, p, q)
+    return out[0], out[1:], np.minimum(np.arange(u.size), t.size - 1)
 
 
 def _quad_form_tangent(v: np.ndarray, dv: np.ndarray, G: np.ndarray, dG: np.ndarray
@@ -1169,8 +1196,9 @@ def _tangent_expansion(quad: Quadrature, N: int, req: Request, depth: int, u: np
         if tangents is None:
             return None
         th, dth = tangents
-        C, dC = _variational_flow(th, dth, req.zt, u, req.rtol, req.atol)
+        C, dC, index = _tangent_flow(th, dth, req.zt, u, req.rtol, req.atol)
         F, dF = _tangent_outputs(C, dC, th, dth, req.zt, req.n_singular)
+        F, dF = F[index], dF[:, index]
         dF *= np.sqrt(np.repeat(weight, counts))[:, None, None]
         rate = F[:, 2] ** 2
         times0 = passage_times(u, F[:, 1], marks, rate=rate)
