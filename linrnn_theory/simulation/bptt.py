@@ -347,6 +347,8 @@ class BPTTEngine(FactoredDelta, Engine):
         self._grad_proj = None
         self._gnorm = float("nan")
         self.n_sketch_rounds = 0
+        self._phi_key: tuple[int, int] | None = None    # bases of the cached Phi_n
+        self._phi = np.zeros((BLOCK - 1, 1, 0))
 
     def _new_probes(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         Om = self._rng.standard_normal((self.net.N, n or self.n_probes))
@@ -449,7 +451,7 @@ class BPTTEngine(FactoredDelta, Engine):
         """``Phi_n = [mh, Uh]^T P^n Vc``, ``n < BLOCK - 1``, ``(BLOCK - 1, 1 + p, q)``
         (recomputed when a basis has grown)."""
         key = (self.U.n, self.V.n)
-        if getattr(self, "_phi_key", None) != key:
+        if self._phi_key != key:
             left = np.ascontiguousarray(np.column_stack([self.mh, self.U.image]).T)
             right = np.ascontiguousarray(self.V.image.T)
             left, right = left.view(complex), right.view(complex)
