@@ -63,7 +63,6 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_batched.json"
 
 def _clear_caches() -> None:
     bptt._cached_eigenbasis.cache_clear()
-    bptt._unit_connectivity.cache_clear()
     fixed_point._cached_lu.cache_clear()
 
 

@@ -52,15 +52,14 @@ and says so in the run's message, unless the fast engine was asked for by name.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg as sla
 
-from .._memo import array_cache, freeze
-from ..network import Network, init_network
+from .._memo import array_cache
+from ..network import Network
 from ..task import FixedPointTask
 from .basis import FactoredDelta, MappedBasis, round_up
 from .engine import Engine, EngineRefused, register_engine
@@ -124,19 +123,12 @@ def _norms(S: np.ndarray, Sinv: np.ndarray) -> tuple[float, float]:
     return float(s[0]), float(1.0 / s[-1])
 
 
-@array_cache(maxsize=8)
+@array_cache(maxsize=3)
 def _cached_eigenbasis(W: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
-    """``_real_eigenbasis`` cached for the last few matrices (a sweep trains one network
-    for several targets, and the networks of one seed at several gains share ``J``:
-    :func:`_eigenbasis`; the O(N^3) decomposition is then done once)."""
+    """``_real_eigenbasis`` cached for the last few ``W0`` (a sweep trains one network for
+    several targets; the O(N^3) decomposition is then done once)."""
     return _real_eigenbasis(W)
-
-
-@functools.lru_cache(maxsize=8)
-def _unit_connectivity(N: int, seed: int) -> np.ndarray:
-    """``J`` of :func:`~linrnn_theory.init_network` (``W0 = g J``), read-only."""
-    return freeze(init_network(N=N, g=1.0, seed=seed).W0)
 
 
 def _eigenbasis(net: Network, dt: float
@@ -144,28 +136,21 @@ def _eigenbasis(net: Network, dt: float
     """``S``, ``S^{-1}``, the forward multipliers ``d`` (``Ad`` in slot form, ``1 - dt + dt
     conj(lam)``; ``d[0] = 1`` keeps the input) and the norms of ``S`` and ``S^{-1}``.
 
-    A network drawn by :func:`~linrnn_theory.init_network` with ``g > 0`` (``W0`` equal to
-    ``g J`` for the ``J`` of its seed) takes the eigenvectors of ``J`` and its eigenvalues
-    times ``g``: the networks of one seed share one decomposition across gains (and
-    ``W0`` stands for ``g J`` in exact arithmetic; it differs from the rounded product by
-    at most half an ulp per entry). Any other ``W0`` is decomposed itself.
+    The decomposition depends on ``W0`` alone, never on how the network was made (its
+    ``seed`` or ``g``): the same weights, loaded from a file or drawn again, train to the
+    same numbers bit for bit.
 
     Examples
     --------
     >>> from linrnn_theory import init_network
-    >>> a, b = (_eigenbasis(init_network(N=16, g=g, seed=3), 0.5) for g in (0.3, 0.6))
-    >>> a[0] is b[0], bool(np.allclose(b[2][1:] - 0.5, 2 * (a[2][1:] - 0.5)))
-    (True, True)
+    >>> S, Sinv, d, norms = _eigenbasis(init_network(N=16, g=0.5, seed=3), 0.5)
+    >>> S.shape[0], d.dtype.kind, bool(d[0] == 1.0)
+    (16, 'c', True)
     """
-    W, scale = net.W0, 1.0
-    if net.seed is not None and net.g is not None and net.g > 0.0:
-        J = _unit_connectivity(net.N, net.seed)
-        if np.array_equal(net.g * J, net.W0):
-            W, scale = J, float(net.g)
-    S, Sinv, lam, norms = _cached_eigenbasis(W)
+    S, Sinv, lam, norms = _cached_eigenbasis(net.W0)
     d = np.empty(lam.size, dtype=complex)
-    d.real = 1.0 - dt + (dt * scale) * lam.real
-    d.imag = -(dt * scale) * lam.imag
+    d.real = 1.0 - dt + dt * lam.real
+    d.imag = -dt * lam.imag
     d[0] = 1.0
     return S, Sinv, d, norms
 
