@@ -60,8 +60,40 @@ def _bootstrap_se(x: np.ndarray, n_boot: int = 400, seed: int = 0) -> np.ndarray
                      for _ in range(n_boot)]).std(axis=0, ddof=1)
 
 
-def compare(N: int, g: float, targets: list[float], seeds: int, n_tau: int) -> list[dict]:
-    """The points of one ``(N, g)`` for every target (each network is drawn once)."""
+def _z_std_check(pred_std: np.ndarray, Zs: np.ndarray, target: float) -> dict:
+    """The predicted standard deviation of ``z`` against that of the rows of ``Zs`` at every
+    time where the measured one is resolved (above 3 of its standard errors and
+    ``FLOOR * |target|``)."""
+    n = Zs.shape[0]
+    s_z = Zs.std(axis=0, ddof=1)
+    resolved = (s_z > 3.0 * s_z / np.sqrt(2.0 * (n - 1))) & (s_z > FLOOR * abs(target))
+    rel = pred_std[resolved] / s_z[resolved] - 1.0
+    return {"resolved": int(resolved.sum()),
+            "frac_within_20pct": float(np.mean(np.abs(rel) <= 0.2)) if rel.size else None,
+            "max_rel_err": float(np.max(np.abs(rel))) if rel.size else None,
+            "rel_err_median": float(np.median(rel)) if rel.size else None}
+
+
+def _subsample_checks(pred_std: np.ndarray, Zs: np.ndarray, target: float,
+                      size: int) -> dict:
+    """:func:`_z_std_check` on each of the disjoint consecutive groups of ``size`` networks:
+    how a measurement on ``size`` networks scatters around the one on all of them."""
+    groups = [Zs[i:i + size] for i in range(0, Zs.shape[0] - size + 1, size)]
+    checks = [_z_std_check(pred_std, G, target) for G in groups]
+    fr = [c["frac_within_20pct"] for c in checks if c["frac_within_20pct"] is not None]
+    return {"size": size, "count": len(groups), "checks": checks,
+            "frac_within_20pct_min": min(fr) if fr else None,
+            "frac_within_20pct_median": float(np.median(fr)) if fr else None,
+            "frac_within_20pct_max": max(fr) if fr else None}
+
+
+def compare(N: int, g: float, targets: list[float], seeds: int, n_tau: int,
+            subsample: int | None = None, readout_only: bool = False) -> list[dict]:
+    """The points of one ``(N, g)`` for every target (each network is drawn once).
+
+    With ``subsample`` the readout spread is also checked on disjoint groups of that many
+    networks (``z_std.subsamples``); with ``readout_only`` the scalar observables are not
+    computed (``observables`` is empty)."""
     taus = {z: np.linspace(0.0, 3.0 * theory.learning_time(g, z, REL_LOSS), n_tau)
             for z in targets}
     obs = {z: [] for z in targets}
@@ -74,44 +106,42 @@ def compare(N: int, g: float, targets: list[float], seeds: int, n_tau: int) -> l
             # a network whose flow loses its fixed point (near g = 1, large targets) or is
             # unstable from the start has no learning time: left out and counted
             try:
-                o = theory.all_observables(target=z, network=net, rel_loss=REL_LOSS)
+                o = ({} if readout_only else
+                     theory.all_observables(target=z, network=net, rel_loss=REL_LOSS))
                 zs = theory.predict(network=net, target=z, tau=taus[z], method="instance",
                                     outlier=False, grad_norm=False).readout
             except (RuntimeError, ValueError) as exc:
                 excluded[z].append({"seed": s, "reason": f"{type(exc).__name__}: {exc}"})
                 continue
-            obs[z].append([o[k] for k in SPREAD_OBSERVABLES])
+            obs[z].append([o[k] for k in SPREAD_OBSERVABLES] if o else [])
             Z[z].append(zs)
     t_inst = (time.perf_counter() - t0) / len(targets)
     check = validity(g, N)
     out = []
     for z in targets:
         t1 = time.perf_counter()
-        pred = observables_spread(g, z, N, REL_LOSS)
+        pred = {} if readout_only else observables_spread(g, z, N, REL_LOSS)
         fin = theory.predict(g=g, target=z, tau=taus[z], method="finite_n", N=N,
                              outlier=False, grad_norm=False)
         t_fin = time.perf_counter() - t1
         X, Zs = np.array(obs[z]), np.array(Z[z])
-        n = X.shape[0]
-        sd, se_b = X.std(axis=0, ddof=1), _bootstrap_se(X)
+        n = Zs.shape[0]
         entry = {}
-        for j, k in enumerate(SPREAD_OBSERVABLES):
+        if not readout_only:
+            sd, se_b = X.std(axis=0, ddof=1), _bootstrap_se(X)
+        for j, k in enumerate(() if readout_only else SPREAD_OBSERVABLES):
             m, s = pred[k]
             entry[k] = {"measured_mean": float(X[:, j].mean()), "measured_std": float(sd[j]),
                         "measured_std_se": float(sd[j] / np.sqrt(2.0 * (n - 1))),
                         "bootstrap_se": float(se_b[j]), "predicted_mean": m,
                         "predicted_std": s, "std_rel_err": s / float(sd[j]) - 1.0}
-        s_z = Zs.std(axis=0, ddof=1)
-        resolved = (s_z > 3.0 * s_z / np.sqrt(2.0 * (n - 1))) & (s_z > FLOOR * abs(z))
-        rel = fin.readout_std[resolved] / s_z[resolved] - 1.0
+        z_std = _z_std_check(fin.readout_std, Zs, z)
+        if subsample:
+            z_std["subsamples"] = _subsample_checks(fin.readout_std, Zs, z, subsample)
         out.append({"N": N, "g": g, "target": z, "seeds": n, "excluded": excluded[z],
                     "verdict_ok": check.ok,
                     "verdict": check.message or "ok", "observables": entry,
-                    "z_std": {"resolved": int(resolved.sum()),
-                              "frac_within_20pct": float(np.mean(np.abs(rel) <= 0.2))
-                              if rel.size else None,
-                              "max_rel_err": float(np.max(np.abs(rel))) if rel.size else None,
-                              "rel_err_median": float(np.median(rel)) if rel.size else None},
+                    "z_std": z_std,
                     "seconds": {"instances": t_inst, "finite_n": t_fin}})
     return out
 
@@ -124,24 +154,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     ap.add_argument("--seeds", type=int, default=64)
     ap.add_argument("--n-tau", type=int, default=60, help="readout times (default 60)")
+    ap.add_argument("--subsample", type=int, default=None,
+                    help="also check the readout spread on disjoint groups of this many "
+                         "networks (how a smaller sample scatters)")
+    ap.add_argument("--readout-only", action="store_true",
+                    help="only the readout spread (no learning time, |dW|, gradient norm)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = ap.parse_args(argv)
     if args.seeds < 8 or args.n_tau < 2:
         ap.error("--seeds must be >= 8 and --n-tau >= 2")
+    if args.subsample is not None and not 8 <= args.subsample <= args.seeds:
+        ap.error("--subsample must be between 8 and --seeds")
     points = []
     for N in args.N:
         for g in args.g:
-            for r in compare(N, g, args.targets, args.seeds, args.n_tau):
+            for r in compare(N, g, args.targets, args.seeds, args.n_tau, args.subsample,
+                             args.readout_only):
                 points.append(r)
                 errs = ", ".join(f"{k} {100 * v['std_rel_err']:+.0f} % (se "
                                  f"{100 * v['measured_std_se'] / v['measured_std']:.0f} %)"
                                  for k, v in r["observables"].items())
                 zs = r["z_std"]
+                sub = zs.get("subsamples")
+                sub_txt = "" if not sub else (
+                    f"; groups of {sub['size']}: {100 * (sub['frac_within_20pct_min'] or 0):.0f}"
+                    f"-{100 * (sub['frac_within_20pct_max'] or 0):.0f} % (median "
+                    f"{100 * (sub['frac_within_20pct_median'] or 0):.0f} %)")
                 print(f"N={N:5d} g={g:.2f} z^={r['target']:.1f} "
-                      f"[{'ok' if r['verdict_ok'] else 'FLAGGED'}] sd errors: {errs}; z-std "
-                      f"{zs['resolved']} resolved, "
-                      f"{100 * (zs['frac_within_20pct'] or 0):.0f} % within 20 %", flush=True)
-    result = {"settings": {"seeds": args.seeds, "rel_loss": REL_LOSS, "n_tau": args.n_tau},
+                      f"[{'ok' if r['verdict_ok'] else 'FLAGGED'}] sd errors: {errs or '-'}; "
+                      f"z-std {zs['resolved']} resolved, "
+                      f"{100 * (zs['frac_within_20pct'] or 0):.0f} % within 20 %{sub_txt}",
+                      flush=True)
+    result = {"settings": {"seeds": args.seeds, "rel_loss": REL_LOSS, "n_tau": args.n_tau,
+                           "subsample": args.subsample, "readout_only": args.readout_only},
               "points": points}
     if args.out:
         print(f"wrote {atomic_write_json(args.out, result)}")
