@@ -106,10 +106,6 @@ class Quadrature:
     moment_error: float
 
 
-#: Digits of the Newton refinement of the quadrature nodes and of their weights.
-_NODE_DPS = 40
-
-
 @lru_cache(maxsize=64)
 def quadrature(g: float, n: int) -> Quadrature:
     """The ``n``-node Gauss quadrature of the measure with moments ``phi_k`` (:mod:`.traces`).
@@ -118,9 +114,9 @@ def quadrature(g: float, n: int) -> Quadrature:
     from the Cholesky factor of the Hankel matrix ``[phi_{i+j}]`` (in high precision: it is
     ill-conditioned); the nodes are the eigenvalues of the Jacobi matrix, found in float64
     (a symmetric tridiagonal eigenproblem is well conditioned) and refined by Newton steps
-    on ``pi_n`` with :data:`_NODE_DPS` digits (the recurrence is well conditioned), and
-    the weights are the Christoffel numbers ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the
-    measure is the point mass at ``t = 1``.
+    on ``pi_n`` in extended precision (``numpy.longdouble``, all nodes at once; the
+    recurrence is well conditioned), and the weights are the Christoffel numbers
+    ``1 / sum_k pi_k(t_i)^2``. At ``g = 0`` the measure is the point mass at ``t = 1``.
 
     Parameters
     ----------
@@ -139,7 +135,7 @@ def quadrature(g: float, n: int) -> Quadrature:
     >>> q = quadrature(0.6, 4)
     >>> round(float(q.p.sum()), 12), round(float(q.p @ q.t), 12)     # phi_0 = 1, phi_1 = beta
     (1.0, 1.5625)
-    >>> q.moment_error < 1e-30
+    >>> q.moment_error < 1e-14                 # the rounding of the nodes to float64
     True
     """
     g, n = float(g), int(n)
@@ -163,45 +159,52 @@ def quadrature(g: float, n: int) -> Quadrature:
             b = [U[k + 1, k + 1] / U[k, k] for k in range(n - 1)]
         guess = eigh_tridiagonal(np.array([float(x) for x in a]),
                                  np.array([float(x) for x in b]), eigvals_only=True)
-        with mp.workdps(_NODE_DPS):          # the recurrence is well conditioned
-            a, b = [+x for x in a], [+x for x in b]
-            E = [_newton_node(a, b, mp.mpf(float(x)), _NODE_DPS) for x in guess]
-            w = [1 / mp.fsum(v * v for v in _orthonormal_values(a, b, x)[0]) for x in E]
-            err = max(abs(float(mp.fsum(w[i] * E[i] ** k for i in range(n)) / phi[k] - 1))
-                      for k in range(2 * n))
-            t = np.array([float(x) for x in E])
-            p = np.array([float(x) for x in w])
+        ext = np.longdouble
+        a = np.array([ext(mp.nstr(x, 25)) for x in a])
+        b = np.array([ext(mp.nstr(x, 25)) for x in b])
+        E = guess.astype(ext)
+        for _ in range(12):
+            _, f, df = _orthonormal_values(a, b, E)
+            step = f / df
+            E = E - step
+            if np.all(np.abs(step) <= np.abs(E) * (64 * np.finfo(ext).eps)):
+                break
+        t = E.astype(float)
+        p = (1 / _orthonormal_values(a, b, E)[0]).astype(float)
+        with mp.workdps(30):
+            err = max(abs(float(mp.fsum(mp.mpf(p[i]) * mp.mpf(t[i]) ** k for i in range(n))
+                                / phi[k] - 1)) for k in range(2 * n))
     t.setflags(write=False)
     p.setflags(write=False)
     return Quadrature(g=g, t=t, p=p, moment_error=float(err))
 
 
 
-def _orthonormal_values(a: list, b: list, x) -> tuple[list, object, object]:
-    """``[pi_0(x) .. pi_{n-1}(x)]``, ``pi_n(x)`` and ``pi_n'(x)`` of the orthonormal
-    polynomials with recurrence coefficients ``a`` (diagonal, ``n``) and ``b``
-    (off-diagonal, ``n - 1``) of the Jacobi matrix; ``pi_n`` up to a positive factor."""
-    vals, prev, cur, dprev, dcur = [], 0, mp.mpf(1), 0, 0
+def _orthonormal_values(a: np.ndarray, b: np.ndarray, x: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sum_k pi_k(x)^2`` over ``k < n``, ``pi_n(x)`` and ``pi_n'(x)`` at the points ``x`` of
+    the orthonormal polynomials with recurrence coefficients ``a`` (diagonal, ``n``) and
+    ``b`` (off-diagonal, ``n - 1``) of the Jacobi matrix; ``pi_n`` up to a positive
+    factor. In the precision of the arrays.
+
+    Examples
+    --------
+    >>> a, b = np.zeros(2), np.ones(1)          # pi_0 = 1, pi_1 = x, pi_2 ~ x^2 - 1
+    >>> [v.tolist() for v in _orthonormal_values(a, b, np.array([1.0, 2.0]))]
+    [[2.0, 5.0], [0.0, 3.0], [2.0, 4.0]]
+    """
     n = len(a)
+    prev, cur = np.zeros_like(x), np.ones_like(x)
+    dprev, dcur, squares = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
     for k in range(n):
-        vals.append(cur)
+        squares = squares + cur * cur
         scale = b[k] if k + 1 < n else 1
         back = b[k - 1] if k else 0
         nxt = ((x - a[k]) * cur - back * prev) / scale
         dnxt = (cur + (x - a[k]) * dcur - back * dprev) / scale
         prev, cur, dprev, dcur = cur, nxt, dcur, dnxt
-    return vals, cur, dcur
+    return squares, cur, dcur
 
-
-def _newton_node(a: list, b: list, x, dps: int):
-    """A zero of ``pi_n`` refined from the guess ``x`` by Newton steps to ``dps`` digits."""
-    for _ in range(12):
-        _, f, df = _orthonormal_values(a, b, x)
-        step = f / df
-        x -= step
-        if abs(step) <= abs(x) * mp.mpf(10) ** (5 - dps):
-            break
-    return x
 
 def surrogate_network(quad: Quadrature, A: np.ndarray, B: np.ndarray,
                       C: np.ndarray) -> Network:
@@ -834,8 +837,8 @@ def expand(quad: Quadrature, N: int, flows, u: np.ndarray, tau: np.ndarray, *,
     ``flows(networks, u)`` returns the curves of (surrogate) networks on the grid ``u``,
     shape ``(len(networks), len(u), n_out)``: the readout in column 0, the loss in
     column 1 and the gradient norm (whose square is ``-dL/dtau``) in column 2. Each network
-    learns at its own speed: its curves are first aligned on the time ``T`` at which its loss falls to
-    :data:`ALIGN_LEVEL` of its initial value, then expanded to second order in the
+    learns at its own speed: its curves are first aligned on the time ``T`` at which its
+    loss falls to :data:`ALIGN_LEVEL` of its initial value, then expanded to second order in the
     fluctuation modes ``xi_k`` (one standard deviation each, central differences):
     ``log T = log T_0 + sum a_k xi_k + ...`` and ``F(tau) = G(tau T_0 / T; xi)`` with
     ``G(v; xi) = G_0(v) + sum R_k(v) xi_k + ...``. The average over the speed
