@@ -8,9 +8,10 @@ shuffle loss -- and, for a given step ``lr = lr0 (1 - g^2)^2``, the failure verd
 writes itself as JSON, NPZ and CSV and draws itself (``linrnn-theory map``).
 
 The points are visited ``g`` by ``g``: for the observables (large N, ``method="ode"``)
-all targets of one gain are first computed together
-(:func:`.observables.prefetch`: one build of the reduced model and one ODE run for the
-depth search of every target), and the per-point calls read them from the cache.
+all targets of one gain are first computed together (:func:`.observables.prefetch`: one
+build of the reduced models of the gain, then each target by the Taylor run of a single
+call, so a map holds the floats of the single calls), and the per-point calls read them
+from the cache.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def broadcast(fn: Callable[..., float], g: Any, target: Any, **kwargs: Any) -> n
     Notes
     -----
     For the observables of :data:`QUANTITIES` with the large-N ODE (no ``network``,
-    ``method="ode"``) the states at the learning time are computed first, all targets
-    of one ``g`` together (:func:`.observables.prefetch`).
+    ``method="ode"``) the states at the learning time are computed first, gain by gain
+    (:func:`.observables.prefetch`); the values equal those of the single calls.
 
     Examples
     --------
@@ -232,7 +233,7 @@ def phase_map(g: Sequence[float], target: Sequence[float], *,
         from tqdm.auto import tqdm
         points = tqdm(points, desc="phase map", unit="point", leave=False)
     for i, j in points:
-        if j == 0 and names:            # every target of this gain in one ODE run
+        if j == 0 and names:            # the states of every target of this gain
             observables.prefetch(gs[i], zs, rel_loss)
         for q in names:
             values[q][i, j] = QUANTITIES[q](gs[i], zs[j], rel_loss)

@@ -31,8 +31,8 @@ from .._checks import check_finite_scalar, check_int, check_range
 from ..lowrank import reduced_readout
 from . import _series_coefficients as gen
 from .large_n import large_n_model
-from .methods import _DEPTH_GROUPS, _group_models, _svs, check_tau, converged_models, solve
-from .reduced import LearningPath, ReducedModel, StepLimitError, integrate_paths
+from .methods import check_tau, converged_models, solve
+from .reduced import ReducedModel
 from .series import MAX_ORDER
 from .traces import beta_of
 
@@ -145,8 +145,9 @@ def at_learning_time(g: float, target: float, rel_loss: float = 0.05, tol: float
 def prefetch(g: Any, target: Any, rel_loss: float = 0.05, input_amp: float = 1.0,
              tol: float = 1e-9) -> None:
     """Compute (and cache) the large-N states at the learning time for every pair of
-    ``broadcast(g, target)``, all targets of one ``g`` in one ODE run
-    (:func:`.methods.converged_models`); the observables then read them from the cache.
+    ``broadcast(g, target)``, gain by gain (the reduced models of a gain are built once
+    and serve all its targets; each target takes the route of a single call, so its
+    values are those of the single call); the observables then read them from the cache.
     :func:`.grid.broadcast` and :func:`.grid.phase_map` call it.
 
     Examples
@@ -174,10 +175,12 @@ def _large_n_states(g: float, targets: Sequence[float], rel_loss: float, tol: fl
     missing = sorted({k[1] for k in keys if k not in _STATES})
     if missing:
         build = lambda d: large_n_model(g, d)  # noqa: E731
-        states = _flow_states(build, missing, rel_loss, tol, "taylor") if len(missing) == 1 \
-            else _path_states(build, missing, rel_loss, tol)
-        for t, st in zip(missing, states):
-            _STATES[(g, t, rel_loss, tol)] = st
+        # each target by the route of a single call (the same floats as that call, and
+        # faster than one run of all: the Taylor step of a stack is that of its slowest
+        # flow); the reduced models of the gain are built once (:func:`.large_n_model`)
+        for t in missing:
+            _STATES[(g, t, rel_loss, tol)] = _flow_states(build, [t], rel_loss, tol,
+                                                          "taylor")[0]
         while len(_STATES) > _STATES_SIZE:
             _STATES.popitem(last=False)
     out = []
@@ -258,107 +261,6 @@ def _grad_integral(model: ReducedModel, dense: Callable, target: float,
     t = (0.5 * (hi - lo) * (_GL_NODES + 1.0) + lo).ravel()
     w = (0.5 * (hi - lo) * _GL_WEIGHTS).ravel()
     return float(w @ model.grad_norms(dense(t)[0], target))
-
-
-def _path_states(build: Callable[[int], ReducedModel], targets: Sequence[float],
-                 rel_loss: float, tol: float) -> list[_State]:
-    """The states of many targets from the learning paths (:func:`.reduced.integrate_paths`):
-    one path per sign of the target serves all of them, since the flow of any target runs
-    along it (``ds = |z_hat - z| dtau``). At the learning time ``|z_hat - z| = |z_hat|
-    sqrt(rel_loss)``, so ``s_c`` is a root of the readout along the path, and
-    ``tau_c = int_0^s_c ds / |z_hat - z|``, ``int |dL/dW| dtau = int_0^s_c |a| |b| ds``
-    (Gauss-Legendre on the path's steps: both integrands are smooth there).
-
-    The depth is searched as in :func:`.methods.converged_model`, on the path: the readout
-    and the top singular value at 41 points of ``s`` (relative to the smallest target).
-    Falls back to :func:`_flow_states` where a path cannot be integrated (step budget,
-    or a step size below the spacing of floats: deep chains near ``g = 1``)."""
-    out: dict[float, _State] = {}
-    for sign in (1.0, -1.0):
-        ts = [t for t in targets if np.sign(t) == sign]
-        if not ts:
-            continue
-        # a little past the largest target's threshold, so that every root is bracketed
-        goal = max(abs(t) for t in ts) * (1.0 - np.sqrt(rel_loss)) * (1.0 + 1e-3)
-        try:
-            path, depth = _converged_path(build, sign, goal, min(abs(t) for t in ts), tol)
-        except (StepLimitError, RuntimeError):       # e.g. deep chains near g = 1
-            out.update(zip(ts, _flow_states(build, ts, rel_loss, tol)))
-            continue
-        table = _PathTable(path)
-        for t in ts:
-            out[t] = table.state(depth, t, rel_loss)
-    return [out[t] for t in targets]
-
-
-def _converged_path(build: Callable[[int], ReducedModel], sign: float, goal: float,
-                    scale: float, tol: float) -> tuple[LearningPath, int]:
-    prev = None
-    last = None
-    for group in _DEPTH_GROUPS:
-        models, closed = _group_models(build, group, prev[2] if prev else None)
-        distinct = [m for _, m in (models[:-1] if closed else models)]
-        paths = integrate_paths(distinct, sign, goal)
-        paths += paths[-1:] if closed else []
-        for (d, model), path in zip(models, paths):
-            last = (path, d)
-            sg = np.linspace(0.0, path.s_end, 41)
-            Cs = path.at(sg)
-            z, s1 = model.readouts(Cs), _svs(Cs, 1)[:, 0]
-            if prev is not None:
-                change = max(np.max(np.abs(z - prev[0])) / scale,
-                             np.max(np.abs(s1 - prev[1])) / max(np.max(np.abs(s1)), 1e-300))
-                if model.shape == prev[2] or change < tol:
-                    return path, d
-            prev = (z, s1, model.shape)
-    return last
-
-
-class _PathTable:
-    """Readout and ``|a| |b|`` of a path at Gauss-Legendre nodes of each integrator step,
-    computed once for every target on the path."""
-
-    def __init__(self, path: LearningPath) -> None:
-        self.path = path
-        m = path.model
-        self.steps = st = path.steps[path.steps <= path.s_end]
-        self.z_steps = path.sign * m.readouts(path.at(st))
-        lo, hi = st[:-1, None], st[1:, None]
-        nodes = (0.5 * (hi - lo) * (_GL_NODES + 1.0) + lo)
-        self.w = 0.5 * (hi - lo) * _GL_WEIGHTS
-        Cq = path.at(nodes.ravel())
-        self.z = path.sign * m.readouts(Cq).reshape(nodes.shape)
-        self.ab = self._ab(Cq).reshape(nodes.shape)
-
-    def _ab(self, Cs: np.ndarray) -> np.ndarray:
-        """``|a| |b|``: the gradient norm per unit error."""
-        m = self.path.model
-        return m.grad_norms(Cs, m.readouts(Cs) + 1.0)         # |z_hat - z| = 1
-
-    def state(self, depth: int, target: float, rel_loss: float) -> _State:
-        path, m = self.path, self.path.model
-        z_c = abs(target) * (1.0 - np.sqrt(rel_loss))
-        k = int(np.searchsorted(self.z_steps, z_c))            # z_steps[k-1] < z_c <= z_steps[k]
-        k = min(max(k, 1), self.steps.size - 1)
-
-        def f(s: float) -> float:
-            return path.sign * m.readout(path.at(s)) - z_c
-
-        s_c = brentq(f, self.steps[k - 1], self.steps[k], xtol=4 * np.finfo(float).eps,
-                     rtol=4 * np.finfo(float).eps)
-        a = abs(target)
-        full = slice(0, k - 1)
-        tau_c = float(np.sum(self.w[full] / (a - self.z[full])))
-        grad = float(np.sum(self.w[full] * self.ab[full]))
-        lo = self.steps[k - 1]
-        sq = 0.5 * (s_c - lo) * (_GL_NODES + 1.0) + lo
-        wq = 0.5 * (s_c - lo) * _GL_WEIGHTS
-        Cq = path.at(sq)
-        tau_c += float(wq @ (1.0 / (a - path.sign * m.readouts(Cq))))
-        grad += float(wq @ self._ab(Cq))
-        C = np.array(path.at(s_c), dtype=float)
-        C.setflags(write=False)
-        return _State(tau=tau_c, C=C, grad_integral=grad, model=m, depth=int(depth))
 
 
 def _threshold_run(model: ReducedModel, target: float, thr: float, guess: float
@@ -472,7 +374,7 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
         Gain of the random ``W0`` (large N); must be omitted with ``network``.
     target : float or array_like
         Target ``z_hat`` (non-zero). Arrays of ``g`` and ``target`` broadcast together
-        (:func:`.grid.broadcast`; all targets of one ``g`` share one ODE run).
+        (:func:`.grid.broadcast`; the reduced models of one ``g`` serve all its targets).
     rel_loss : float
         Threshold relative to ``L0 = z_hat^2 / 2``, in ``(0, 1)``.
     method : {"ode", "series"}
