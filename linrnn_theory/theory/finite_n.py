@@ -777,11 +777,11 @@ class PassageLaw:
         xi, zeta = np.asarray(xi, dtype=float), np.asarray(zeta, dtype=float)
         tau = np.asarray(tau, dtype=float)
         e0 = (self.target - (self.z0_mean + self.z0_std * xi))[:, None]
-        curve = (self.log_time[:, None] + np.outer(self.slope * self.z0_std, xi)
-                 + np.outer(self.cond_std, zeta))
-        if not np.all(curve[1:] >= curve[:-1]):          # passage times never decrease
-            curve = np.maximum.accumulate(curve, axis=0)
-        curve = curve.T
+        # one curve per row (contiguous for the interpolation)
+        curve = (self.log_time[None, :] + xi[:, None] * (self.slope * self.z0_std)[None, :]
+                 + zeta[:, None] * self.cond_std[None, :])
+        if not np.all(curve[:, 1:] >= curve[:, :-1]):    # passage times never decrease
+            curve = np.maximum.accumulate(curve, axis=1)
         r = expit(_interp_rows(np.log(np.maximum(tau, 1e-300)), curve, self.logit))
         r[:, tau <= 0] = 1.0
         return self.target - e0 * np.sqrt(r), 0.5 * e0 * e0 * r
@@ -947,12 +947,14 @@ def _statistics(ex: _Expansion, u: np.ndarray, tau: np.ndarray, target: float | 
     mean = np.zeros((tau.size, F0.shape[1]))
     second = np.zeros_like(mean)
     spread = np.zeros_like(mean)
+    m = F0.shape[1]
+    G = np.concatenate([F0, Ra, perp], axis=1)              # interpolated together
     for zj, wj in zip(zeta, w):
-        x = tau * np.exp(-sigma * zj)
-        Fj = _interp(x, u, F0) + zj * _interp(x, u, Ra)
+        Gj = _interp(tau * np.exp(-sigma * zj), u, G)
+        Fj = Gj[:, :m] + zj * Gj[:, m:2 * m]
         mean += wj * Fj
         second += wj * Fj * Fj
-        spread += wj * _interp(x, u, perp)
+        spread += wj * Gj[:, 2 * m:]
     std = np.sqrt(np.maximum(second - mean * mean, 0.0) + spread)
     law = None
     if target is not None:
