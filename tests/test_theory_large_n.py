@@ -156,3 +156,33 @@ def test_learning_path_gives_the_flow_of_every_target():
         tau = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(s[keep]))])
         flow = integrate(mdl, target, tau[::400])
         np.testing.assert_allclose(flow.readout, z[keep][::400], rtol=0, atol=1e-5 * target)
+
+
+@pytest.mark.parametrize("target", [0.5, 2.0, -1.0, 1e-3, 20.0])
+@pytest.mark.parametrize("rel_loss", [0.05, 1e-4])
+def test_g0_closed_form_state_equals_the_reduced_ode(target, rel_loss):
+    """At g = 0 the observables take the closed form of exact_g0; the Taylor-integrated
+    reduced ODE (the route of every g > 0) must give the same state within 1e-10."""
+    from linrnn_theory.theory import observables as ob
+    ob.clear_cache()
+    st = ob.at_learning_time(0.0, target, rel_loss)
+    ode = ob._flow_states(lambda d: large_n_model(0.0, d), [target], rel_loss, 1e-9,
+                          "taylor")[0]
+    assert st["depth"] == ode.depth and st["model"].shape == ode.model.shape
+    assert abs(st["tau"] - ode.tau) <= 1e-10 * ode.tau
+    assert abs(st["grad_integral"] - ode.grad_integral) <= 1e-10 * ode.grad_integral
+    assert np.max(np.abs(st["C"] - ode.C)) <= 1e-10 * np.max(np.abs(ode.C))
+    # the state sits on the threshold of the loss
+    z = st["model"].readout(st["C"])
+    assert abs(abs(target - z) - abs(target) * np.sqrt(rel_loss)) <= 1e-12 * abs(target)
+
+
+def test_g0_closed_form_comparison_can_fail():
+    """The must-fail partner: a state at a slightly different loss threshold (rel_loss
+    off by 1e-6 relative) is caught by the 1e-10 comparison."""
+    from linrnn_theory.theory import observables as ob
+    ob.clear_cache()
+    st = ob.at_learning_time(0.0, 1.0, 0.05 * (1 + 1e-6))
+    ode = ob._flow_states(lambda d: large_n_model(0.0, d), [1.0], 0.05, 1e-9, "taylor")[0]
+    assert abs(st["tau"] - ode.tau) > 1e-10 * ode.tau
+    assert np.max(np.abs(st["C"] - ode.C)) > 1e-10 * np.max(np.abs(ode.C))

@@ -17,12 +17,14 @@ there it is integrated as the exact 2 x 2 reduced ODE (:mod:`.instance`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import quad, solve_ivp
+from scipy.optimize import brentq
 
-__all__ = ["theta_of_tau", "closed_form", "g0_trajectory"]
+__all__ = ["theta_of_tau", "closed_form", "g0_trajectory", "at_loss"]
 
 
 def closed_form(theta: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -49,6 +51,70 @@ def closed_form(theta: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
     z = gamma / D
     outlier = alpha + np.sqrt(np.maximum(gamma * delta, 0.0))
     return alpha, gamma, delta, D, z, outlier
+
+
+def at_loss(target: float, rel_loss: float) -> tuple[float, float, float]:
+    """The angle, the time and ``int |dL/dW| dtau`` where the loss first falls to
+    ``rel_loss z_hat^2 / 2`` (large N), without integrating the flow.
+
+    There ``|z_hat - z| = |z_hat| sqrt(rel_loss)``: ``theta_c`` is the root of
+    ``sin(theta) = z_c D(theta)``, ``z_c = |z_hat| (1 - sqrt(rel_loss))`` (``z`` increases
+    with ``|theta|`` up to the pole ``D = 0``; bracketed below ``sin(theta) = 0.9``, where
+    ``D < 0``), with the sign of ``z_hat``. Along the flow ``d theta = (z_hat - z)
+    cos(theta) / D^2 d tau``, so
+
+    * ``tau_c = int_0^|theta_c| D^3 / (cos(theta) (|z_hat| D - sin(theta))) d theta``
+      (adaptive Gauss-Kronrod quadrature to ``1e-13`` relative; the integrand is smooth on
+      the whole range, where ``z < z_c``);
+    * ``|dL/dW| = |z_hat - z| |a| |b|`` with ``|a| |b| = 1 / D^2`` (``(I - Delta W)^-1`` in
+      the basis of the module docstring has ``det = D`` and rows and columns of norm 1 /
+      ``|D|``, as ``cos^2 + sin^2 = 1``), hence ``int_0^tau_c |dL/dW| dtau =
+      int_0^|theta_c| d theta / cos(theta) = artanh(sin |theta_c|)``.
+
+    :mod:`.observables` takes the large-N state at ``g = 0`` from here; the reduced ODE
+    gives the same values within ``1e-10`` relative (tested).
+
+    Parameters
+    ----------
+    target : float
+        ``z_hat`` (non-zero).
+    rel_loss : float
+        In ``(0, 1)``.
+
+    Returns
+    -------
+    theta_c : float
+        Signed as ``z_hat``.
+    tau_c : float
+    grad_integral : float
+
+    Examples
+    --------
+    >>> th, tau, gi = at_loss(1.0, 0.05)
+    >>> _, _, _, D, z, _ = closed_form(th)
+    >>> bool(abs(z - (1 - 0.05 ** 0.5)) < 1e-15), bool(gi == np.arctanh(np.sin(th)))
+    (True, True)
+    >>> tau_small = at_loss(1e-4, 0.05)[1]            # small target: ln(1/r) / 2
+    >>> bool(abs(tau_small - np.log(20) / 2) < 1e-3)
+    True
+    """
+    a = abs(float(target))
+    z_c = a * (1.0 - math.sqrt(rel_loss))
+
+    def excess(th: float) -> float:                   # sin - z_c D, increasing
+        s = math.sin(th)
+        return s - z_c * (1.0 - s * math.atanh(s))
+
+    eps4 = 4 * np.finfo(float).eps
+    th = brentq(excess, 0.0, math.asin(0.9), xtol=eps4, rtol=eps4)
+
+    def dtau(t: float) -> float:
+        s = math.sin(t)
+        D = 1.0 - s * math.atanh(s)
+        return D ** 3 / (math.cos(t) * (a * D - s))
+
+    tau = quad(dtau, 0.0, th, epsabs=0.0, epsrel=1e-13, limit=200)[0]
+    return math.copysign(th, target), tau, math.atanh(math.sin(th))
 
 
 def theta_of_tau(target: float, tau: np.ndarray, rtol: float = 1e-13) -> np.ndarray:

@@ -14,6 +14,12 @@ Small-target limits (``z_hat -> 0``, the flow is linear: ``z = z_hat (1 - exp(-b
   ``W0'`` acts as ``W0' -> 0`` inside the resolvent, so only ``Delta W`` remains)
 
 (:func:`small_target_limits`).
+
+With ``method="ode"`` at large N the state at the learning time is that of the reduced
+ODE (Taylor steps, :func:`.reduced.integrate_many`), except at ``g = 0``, where it comes
+from the exact closed form (:func:`.exact_g0.at_loss`: a root of the readout in the angle
+``theta`` and one quadrature; the reduced ODE gives the same values within ``1e-10``
+relative, tested).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from .._checks import check_finite_scalar, check_int, check_range
 from ..lowrank import reduced_readout
 from . import _series_coefficients as gen
 from .large_n import large_n_model
-from .methods import check_tau, converged_models, solve
+from .exact_g0 import at_loss, closed_form
+from .methods import _DEPTH_GROUPS, _group_models, check_tau, converged_models, solve
 from .reduced import ReducedModel
 from .series import MAX_ORDER
 from .traces import beta_of
@@ -179,8 +186,8 @@ def _large_n_states(g: float, targets: Sequence[float], rel_loss: float, tol: fl
         # faster than one run of all: the Taylor step of a stack is that of its slowest
         # flow); the reduced models of the gain are built once (:func:`.large_n_model`)
         for t in missing:
-            _STATES[(g, t, rel_loss, tol)] = _flow_states(build, [t], rel_loss, tol,
-                                                          "taylor")[0]
+            _STATES[(g, t, rel_loss, tol)] = _g0_state(build, t, rel_loss) if g == 0.0 \
+                else _flow_states(build, [t], rel_loss, tol, "taylor")[0]
         while len(_STATES) > _STATES_SIZE:
             _STATES.popitem(last=False)
     out = []
@@ -188,6 +195,26 @@ def _large_n_states(g: float, targets: Sequence[float], rel_loss: float, tol: fl
         _STATES.move_to_end(k)
         out.append(_STATES[k])
     return out
+
+
+def _g0_state(build: Callable[[int], ReducedModel], target: float, rel_loss: float
+              ) -> _State:
+    """The state at the learning time at ``g = 0`` from the closed form
+    (:func:`.exact_g0.at_loss`: a root and a quadrature instead of the flow; within
+    ``1e-10`` relative of the reduced ODE, tested). The chains close at two vectors there
+    (``v = (w, m)``, ``u = (m, w)``: ``A`` swaps them), so the depth search of the ODE
+    route stops at the first depth that repeats the shape, and ``Delta W = alpha (w w^T +
+    m m^T) + gamma w m^T + delta m w^T`` is ``C = [[gamma, alpha], [alpha, delta]]``."""
+    models, closed = _group_models(build, _DEPTH_GROUPS[0], None)
+    depth, model = models[-1]
+    if not closed or model.shape != (2, 2):
+        raise RuntimeError(f"the g = 0 chains did not close at two vectors "
+                           f"(shape {model.shape})")
+    th, tau, gi = at_loss(target, rel_loss)
+    alpha, gamma, delta = (float(v) for v in closed_form(th)[:3])
+    C = np.array([[gamma, alpha], [alpha, delta]])
+    C.setflags(write=False)
+    return _State(tau=tau, C=C, grad_integral=gi, model=model, depth=int(depth))
 
 
 def clear_cache() -> None:
@@ -380,6 +407,8 @@ def learning_time(g: Any = None, target: Any = 1.0, rel_loss: float = 0.05,
     method : {"ode", "series"}
         With ``method="series"`` the truncated readout series is solved for the threshold;
         NaN if the truncated series never reaches it. Only ``"ode"`` with ``network``.
+        ``"ode"`` at ``g = 0`` (large N) takes the exact closed form of
+        :mod:`.exact_g0`, equal to the reduced ODE within ``1e-10`` relative.
     order : int
         Series order.
     network : Network, optional
