@@ -186,3 +186,34 @@ def test_g0_closed_form_comparison_can_fail():
     ode = ob._flow_states(lambda d: large_n_model(0.0, d), [1.0], 0.05, 1e-9, "taylor")[0]
     assert abs(st["tau"] - ode.tau) > 1e-10 * ode.tau
     assert np.max(np.abs(st["C"] - ode.C)) > 1e-10 * np.max(np.abs(ode.C))
+
+
+@pytest.mark.parametrize("g", [0.0, 0.6, 0.95])
+def test_parity_block_products_equal_the_full_products(g):
+    """The build of 24 forms its projections by parity blocks: bit-identical to the full
+    object products (the left-out entries are exact zeros)."""
+    b = large_n._build(g, 24)
+    split = large_n._parity_split(b.T)
+    assert split is not None
+    phi, chi = large_n.fixed_moments(g, 26, b.bits)
+    idx = range(1, 25)
+    for X in (np.array([[large_n._gram(phi, i, j + 1) for j in idx] for i in idx],
+                       dtype=object),
+              np.array([[large_n._cross(chi, i, j) for j in idx] for i in idx],
+                       dtype=object)):
+        for T in (b.T, None):
+            full = large_n._sandwich(b.T.T, X, T, b.bits)
+            blocks = large_n._sandwich(b.T.T, X, T, b.bits, split)
+            np.testing.assert_array_equal(blocks, full)
+
+
+def test_parity_split_refuses_a_mixing_basis():
+    """The must-fail partner: a basis vector with entries of both parities is not split
+    (its products would lose terms)."""
+    T = np.array([[1, 0], [1, 1]], dtype=object)
+    assert large_n._parity_split(T) is None
+    X = np.array([[0, 1], [1, 0]], dtype=object)
+    good = large_n._sandwich(T.T, X, T, 0)
+    wrong_split = [(np.array([0]), np.array([0]), T[:1, :1]),
+                   (np.array([1]), np.array([1]), T[1:, 1:])]
+    assert not np.array_equal(large_n._sandwich(T.T, X, T, 0, wrong_split), good)

@@ -59,9 +59,50 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _sandwich(Tt: np.ndarray, X: np.ndarray, T: np.ndarray | None, bits: int) -> np.ndarray:
-    """``Tt X T`` (or ``Tt X`` for ``T=None``) of fixed-point object arrays, as float64."""
-    P = Tt @ X if T is None else (Tt @ X) @ T
+def _parity_split(T: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """The blocks of ``T`` (``(L, K)`` object array) that join chain vectors of one parity
+    of index to basis vectors: ``[(rows, cols, T[rows][:, cols])]`` for even and odd
+    rows, where every other entry of ``T`` is zero (the chains of even and odd index are
+    orthogonal, so Gram-Schmidt in chain order keeps them apart); ``None`` where ``T``
+    mixes them.
+
+    Examples
+    --------
+    >>> T = np.array([[1, 0, 2], [0, 3, 0], [0, 0, 4]], dtype=object)
+    >>> [(r.tolist(), c.tolist()) for r, c, _ in _parity_split(T)]
+    [([0, 2], [0, 2]), ([1], [1])]
+    """
+    L, K = T.shape
+    nz = np.array([v != 0 for v in T.ravel()], dtype=bool).reshape(L, K)
+    rows = (np.arange(0, L, 2), np.arange(1, L, 2))
+    on = [nz[r].any(axis=0) for r in rows]
+    if np.any(on[0] & on[1]):
+        return None
+    return [(r, np.nonzero(c)[0], T[np.ix_(r, np.nonzero(c)[0])]) for r, c in zip(rows, on)]
+
+
+def _sandwich(Tt: np.ndarray, X: np.ndarray, T: np.ndarray | None, bits: int,
+              split: list | None = None) -> np.ndarray:
+    """``Tt X T`` (or ``Tt X`` for ``T=None``) of fixed-point object arrays, as float64.
+
+    With ``split`` (:func:`_parity_split` of ``T``) only the products of its blocks are
+    formed, and those of the blocks of ``X`` that are not all zero (the Gram matrices of the
+    chains vanish between indices of one parity or of the other): the same integers, as
+    the entries left out are exact zeros, for a quarter of the products."""
+    if split is None:
+        P = Tt @ X if T is None else (Tt @ X) @ T
+    elif T is None:
+        P = np.zeros((Tt.shape[0],) + X.shape[1:], dtype=object)
+        for r, c, Tb in split:
+            if r.size and c.size:
+                P[c] = Tb.T @ X[r]
+    else:
+        P = np.zeros((Tt.shape[0], Tt.shape[0]), dtype=object)
+        for ra, ca, Ta in split:
+            for rb, cb, Tb in split:
+                Xab = X[np.ix_(ra, rb)]
+                if ca.size and cb.size and any(v != 0 for v in Xab.ravel()):
+                    P[np.ix_(ca, cb)] = (Ta.T @ Xab) @ Tb
     scale = 1 << (bits * (2 if T is None else 3))
     return np.array([v / scale for v in P.ravel()], dtype=float).reshape(P.shape)
 
@@ -151,10 +192,13 @@ def _build(g: float, L: int) -> _Build:
     cs = obj([_gram(phi, i + 1, 1) for i in idx])
     # chain vectors in the orthonormal basis: U~ = U (T^T G), so Delta W = U~ Ct V~^T
     # has C = (T^T G) Ct (T^T G)^T
-    arrays = {"A": _sandwich(Tt, B, T, bits), "r": _sandwich(Tt, rc, None, bits),
-              "VU": _sandwich(Tt, X, T, bits), "t0": _sandwich(Tt, x0, None, bits),
-              "G_s": _sandwich(Tt, Gs, T, bits), "c_s": _sandwich(Tt, cs, None, bits),
-              "T_inv": _sandwich(Tt, obj(G), None, bits)}
+    # by parity blocks where the products outweigh the indexing (builds of 24 and more:
+    # 10-20% faster there, slower at 12)
+    sp = _parity_split(T) if T.shape[1] > 12 else None
+    arrays = {"A": _sandwich(Tt, B, T, bits, sp), "r": _sandwich(Tt, rc, None, bits, sp),
+              "VU": _sandwich(Tt, X, T, bits, sp), "t0": _sandwich(Tt, x0, None, bits, sp),
+              "G_s": _sandwich(Tt, Gs, T, bits, sp), "c_s": _sandwich(Tt, cs, None, bits, sp),
+              "T_inv": _sandwich(Tt, obj(G), None, bits, sp)}
     arrays = {k: _frozen(v) for k, v in arrays.items()}
     t_lo, t_hi = 1.0 / (LAMBDA_MAX - g * g), 1.0 / max(g - g * g, 1e-3)
     return _Build(g=g, L=L, dps=dps, bits=bits, keep=keep, T=T, chi=chi, arrays=arrays,
