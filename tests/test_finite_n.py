@@ -521,7 +521,7 @@ def test_variational_spread_scaled_by_ten_percent_is_rejected(variational_and_di
 @pytest.fixture(scope="module")
 def tangents_and_differences():
     """The tangents of :func:`fn._tangent_flow` (Taylor steps of the stack of flows at
-    ``theta +- 1e-4 theta'``) at g = 0.6, z_hat = 1, N = 1024 along two modes of ``A`` and
+    ``theta +- TANGENT_STEP theta'``) at g = 0.6, z_hat = 1, N = 1024 along two modes of ``A`` and
     two of ``C``, and central differences of separate DOP853 runs (rtol 1e-13) of the
     models at ``theta +- h theta'`` for ``h = 1e-2`` and ``5e-3``, on times before and
     past the hold of the mean flow."""
