@@ -278,3 +278,19 @@ def trajectory_tolerances(run, net, task, mode, engine):
     tol_loss = float(np.max(e)) * dz + dz * dz / 2 + float(np.max(run.grad_norm)) * tol_w
     tol_z = dz + float(np.max(ab)) * tol_w
     return tol_w, tol_loss, tol_z
+
+
+def assert_outliers_match_root_search(model, Cs: np.ndarray) -> np.ndarray:
+    """``model.largest_outliers(Cs)`` (top-down scan, joint refinement) against
+    ``model.outliers(C)`` (grid and brentq) for each ``C``: the same largest root to 1e-12
+    relative or 1e-12 absolute (as ``pytest.approx(root, rel=1e-12)``; roots near
+    ``lambda = 0`` at ``g = 0`` early in learning), NaN where there is none. Returns the
+    vectorised roots."""
+    fast = model.largest_outliers(Cs)
+    for C, lam in zip(Cs, fast):
+        roots = model.outliers(C)
+        if roots.size:
+            assert abs(lam - roots[0]) <= max(1e-12 * abs(roots[0]), 1e-12), (lam, roots[0])
+        else:
+            assert np.isnan(lam)
+    return fast

@@ -371,16 +371,24 @@ def test_truncation_estimate_bounds_geometric_tails():
     assert fn.truncation_estimate(np.array([1.0, 0.5, 0.6]), 3) == 0.0
 
 
-@pytest.fixture(scope="module")
-def truncated_and_full():
-    """The expansion at g = 0.8, z_hat = 2, N = 1024 with the default (truncated) modes and
-    with every mode of :func:`fluctuation_modes` (``B`` evaluated, not mirrored)."""
-    g, target, N = 0.8, 2.0, 1024
+def _expansion_setup(g: float, target: float, N: int):
+    """``(tau, req, depth, q, u)`` of an expansion as ``predict(method="finite_n")`` sets it
+    up: 60 times up to three large-N learning times, the request, the large-N depth, the
+    quadrature at that depth + 2, and the integration grid."""
     tau = np.linspace(0.0, 3.0 * theory.learning_time(g, target), 60)
     req = Request(g=g, target=target, tau=tau, N=N)
     depth = theory.predict(g=g, target=target, tau=tau, method="ode").depth
     q = fn.quadrature(g, depth + 2)
     u = fn._grid(fn.validity(g, N).rate_spread, float(tau[-1]))
+    return tau, req, depth, q, u
+
+
+@pytest.fixture(scope="module")
+def truncated_and_full():
+    """The expansion at g = 0.8, z_hat = 2, N = 1024 with the default (truncated) modes and
+    with every mode of :func:`fluctuation_modes` (``B`` evaluated, not mirrored)."""
+    g, target, N = 0.8, 2.0, 1024
+    tau, req, depth, q, u = _expansion_setup(g, target, N)
 
     def flows(nets, grid):
         return fn._outputs(nets, req, depth, grid)
@@ -464,11 +472,7 @@ def variational_and_differences():
     predict computes it) and from central differences of whole surrogate flows at the
     default step, at half of it, and at half of it on a grid twice as fine."""
     g, target, N = 0.6, 1.0, 1024
-    tau = np.linspace(0.0, 3.0 * theory.learning_time(g, target), 60)
-    req = Request(g=g, target=target, tau=tau, N=N)
-    depth = theory.predict(g=g, target=target, tau=tau, method="ode").depth
-    q = fn.quadrature(g, depth + 2)
-    u = fn._grid(fn.validity(g, N).rate_spread, float(tau[-1]))
+    tau, req, depth, q, u = _expansion_setup(g, target, N)
     fine = np.linspace(0, u[-1], 2 * u.size - 1)
     var = [fn._statistics(fn._tangent_expansion(q, N, req, depth, grid), grid, tau, target, ())
            for grid in (u, fine)]

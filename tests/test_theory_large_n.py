@@ -16,6 +16,7 @@ import pytest
 from linrnn_theory.theory import large_n
 from linrnn_theory.theory.large_n import large_n_model, outlier_matrices
 from linrnn_theory.theory.traces import fixed_moments, moments, psi_moments
+from reference import assert_outliers_match_root_search
 
 
 @pytest.mark.parametrize("g", [0.0, 0.37, 0.9])
@@ -132,14 +133,26 @@ def test_vectorised_outliers_equal_the_per_matrix_root_search():
     from linrnn_theory.theory.reduced import integrate
     mdl = large_n_model(0.6, 8)
     Cs = integrate(mdl, 1.5, np.linspace(0.0, 1.0, 12)).C
-    fast = mdl.largest_outliers(Cs)
-    for C, lam in zip(Cs, fast):
-        roots = mdl.outliers(C)
-        if roots.size:
-            assert lam == pytest.approx(roots[0], rel=1e-12)
-        else:
-            assert np.isnan(lam)
+    fast = assert_outliers_match_root_search(mdl, Cs)
     assert np.isfinite(fast[-1])
+
+
+def test_the_outlier_comparison_sees_a_root_off_by_1e_9():
+    # the partner of the test above: vectorised roots moved by 1e-9 relative are rejected
+    from linrnn_theory.theory.reduced import integrate
+    mdl = large_n_model(0.6, 8)
+    Cs = integrate(mdl, 1.5, np.linspace(0.5, 1.0, 4)).C
+
+    class Shifted:
+        def largest_outliers(self, C):
+            return mdl.largest_outliers(C) * (1 + 1e-9)
+
+        def outliers(self, C):
+            return mdl.outliers(C)
+
+    assert_outliers_match_root_search(mdl, Cs)
+    with pytest.raises(AssertionError):
+        assert_outliers_match_root_search(Shifted(), Cs)
 
 
 def test_learning_path_gives_the_flow_of_every_target():
