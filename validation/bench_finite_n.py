@@ -65,14 +65,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,14 +78,10 @@ from linrnn_theory import theory  # noqa: E402
 from linrnn_theory._io import atomic_write_json  # noqa: E402
 from linrnn_theory.theory import finite_n, large_n, observables  # noqa: E402
 from linrnn_theory.theory.methods import register_method  # noqa: E402
+from bench_theory import _git, machine  # noqa: E402 (the same git and machine record)
 
 FIELDS = ("readout", "loss", "readout_std", "loss_std", "singular_values",
           "singular_values_std", "grad_norm")
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def _load_old(commit: str, tmp: Path):
@@ -234,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in points if r["status"] == "ok" for f, d in r["max_rel_diff"].items())
     out = {"schema": "linrnn-theory/bench-finite-n/1", "commit": commit,
            "old_commit": old_commit, "settings": vars(args),
-           "machine": {"cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-                       "numpy": np.__version__, "scipy": scipy.__version__,
-                       "platform": platform.platform()},
+           "machine": machine(),
            "load_before": load_before, "load_after": load_after, "points": points,
            "targets": targets, "summary": summary}
     print(f"ratio finite-N / large-N: median x{summary['median_ratio']:.1f}, max "

@@ -74,6 +74,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import scipy
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "9437181"
@@ -158,6 +159,14 @@ pickle.dump(out, open(sys.argv[2], "wb"))
 '''
 
 
+def machine() -> dict:
+    """The machine a benchmark ran on: ``{"cpu_count", "python", "numpy", "scipy",
+    "platform"}``."""
+    return {"cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+            "numpy": np.__version__, "scipy": scipy.__version__,
+            "platform": platform.platform()}
+
+
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
                           text=True).stdout.strip()
@@ -225,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 0 <= g < 1 for g in args.g) or any(z == 0 for z in args.target):
         ap.error("--g must lie in [0, 1) and --target be non-zero")
 
-    import scipy
     from tqdm.auto import tqdm
 
     new_commit = _git("rev-parse", "--short", "HEAD")
@@ -308,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                "values_1e-8": max_diff <= 1e-8 and all(r["nan_mismatch"] == 0 for r in pred)}
     out = {"schema": "linrnn-theory/bench-theory/1", "old_commit": old_commit,
            "new_commit": new_commit, "settings": vars(args),
-           "machine": {"cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-                       "numpy": np.__version__, "scipy": scipy.__version__,
-                       "platform": platform.platform()},
+           "machine": machine(),
            "load_before": load_before, "load_after": load_after, "predict": pred,
            "observables": obs, "map": mp, "targets": targets, "summary": summary}
 
